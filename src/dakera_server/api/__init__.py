@@ -1,0 +1,1 @@
+"""HTTP routers: each parses a request, makes one engine call and shapes the answer."""

@@ -1,0 +1,23 @@
+"""Named dependencies handlers receive: the engine and the caller."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends
+from starlette.requests import Request
+
+from dakera_server.api.scopes import current_caller
+from dakera_server.engine.access import Caller
+from dakera_server.engine.core import Engine
+
+__all__ = ["CallerDep", "EngineDep"]
+
+
+def _engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+EngineDep = Annotated[Engine, Depends(_engine)]
+CallerDep = Annotated[Caller, Depends(current_caller)]

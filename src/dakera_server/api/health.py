@@ -1,0 +1,139 @@
+"""Health probes, Prometheus metrics, capabilities and whoami."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.responses import JSONResponse, Response
+
+from dakera_server import API_VERSION
+from dakera_server.api.deps import CallerDep, EngineDep
+from dakera_server.api.scopes import Routes, Scope
+from dakera_server.engine.rules import (
+    AGENT_ID_MAX_BYTES,
+    AGENT_ID_PATTERN,
+    NAMESPACE_MAX_BYTES,
+    NAMESPACE_PATTERN,
+    SESSION_ID_MAX_BYTES,
+    SESSION_ID_PATTERN,
+)
+
+routes = Routes()
+
+
+@routes.get("/health", scope=Scope.PUBLIC)
+def health(engine: EngineDep) -> Response:
+    if not engine.ready:
+        return JSONResponse(
+            {"service": "dakera", "status": "starting", "version": API_VERSION},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+    return JSONResponse({"service": "dakera", "status": "healthy", "version": API_VERSION})
+
+
+@routes.get("/health/ready", scope=Scope.PUBLIC)
+def health_ready(engine: EngineDep) -> Response:
+    checks = {
+        "storage": {"status": "ok", "message": None},
+        "embedding_engine": {"status": "ok", "message": engine.embedder.model_name},
+        "tiered_engine": {"status": "disabled", "message": None},
+    }
+    if not engine.ready:
+        return JSONResponse(
+            {"ready": False, "version": API_VERSION, "starting": True, "reason": "loading"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+    return JSONResponse({"ready": True, "version": API_VERSION, "checks": checks})
+
+
+@routes.get("/health/live", scope=Scope.PUBLIC)
+def health_live(engine: EngineDep) -> dict[str, Any]:
+    return {
+        "alive": True,
+        "version": API_VERSION,
+        "uptime_seconds": int(time.time() - engine.started_at),
+        "starting": not engine.ready,
+    }
+
+
+@routes.get("/metrics", scope=Scope.PUBLIC)
+def metrics(engine: EngineDep) -> Response:
+    counts = engine.memories.counts()
+    lines = [
+        "# HELP dakera_uptime_seconds Seconds since the server started.",
+        "# TYPE dakera_uptime_seconds gauge",
+        f"dakera_uptime_seconds {time.time() - engine.started_at:.3f}",
+        "# HELP dakera_memories Memories held, all agents.",
+        "# TYPE dakera_memories gauge",
+        f"dakera_memories {counts['memories']}",
+        "# HELP dakera_agents Agents with memories.",
+        "# TYPE dakera_agents gauge",
+        f"dakera_agents {counts['agents']}",
+        "# HELP dakera_ready Whether the server has loaded its indexes.",
+        "# TYPE dakera_ready gauge",
+        f"dakera_ready {int(engine.ready)}",
+    ]
+    return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+@routes.get("/v1/capabilities", scope=Scope.READ)
+def capabilities(engine: EngineDep) -> dict[str, Any]:
+    model = engine.embedder
+    return {
+        "capabilities_version": 2,
+        "server_version": API_VERSION,
+        "api_versions": ["v1"],
+        "default_model": model.model_name,
+        "models": [
+            {
+                "name": model.model_name,
+                "aliases": ["minilm"] if model.model_name == "all-MiniLM-L6-v2" else [],
+                "dimension": model.dimension,
+                "max_seq_length": model.max_tokens,
+                "effective_max_seq_length": model.max_tokens,
+                "active": True,
+                "modality": "text",
+            }
+        ],
+        "distance_metrics": ["cosine", "euclidean", "dot_product"],
+        "search_mode": "hybrid",
+        "fulltext_language": "en",
+        "query_languages": ["en"],
+        "records": {"enabled": False},
+        "attachments": {"enabled": False},
+        "vision": {"enabled": False},
+        "documents": {"enabled": False},
+        "naming": {
+            "agent_id_pattern": AGENT_ID_PATTERN.pattern,
+            "agent_id_max_bytes": AGENT_ID_MAX_BYTES,
+            "session_id_pattern": SESSION_ID_PATTERN.pattern,
+            "session_id_max_bytes": SESSION_ID_MAX_BYTES,
+            "agent_namespace_prefix": "_dakera_agent_",
+            "namespace_pattern": NAMESPACE_PATTERN.pattern,
+            "namespace_max_bytes": NAMESPACE_MAX_BYTES,
+        },
+        "sessions": {
+            "idle_timeout_secs": engine.settings.session_idle_timeout_secs,
+            "max_idle_timeout_secs": 2_592_000,
+            "touch": True,
+            "ended_reason": True,
+        },
+    }
+
+
+@routes.get("/v1/auth/whoami", scope=Scope.READ)
+def whoami(caller: CallerDep) -> dict[str, Any]:
+    return {
+        "key_id": caller.key_id,
+        "name": caller.name,
+        "scope": caller.scope.wire,
+        "namespaces": None if caller.namespaces is None else list(caller.namespaces),
+        "unrestricted": caller.unrestricted,
+        "expires_at": caller.expires_at,
+        "grants_version": 1,
+        "inert_namespaces": [],
+        "auth_enabled": caller.auth_enabled,
+    }

@@ -1,0 +1,1 @@
+"""The engine decides: memories, recall scoring, vectors, indexes, embeddings, graph, lifecycle."""

@@ -1,0 +1,429 @@
+"""The memory engine: store, read, update and forget agent memories, durably.
+
+A write is validated whole, embedded, committed to the store in one batch, and only then put
+into the in-memory indexes, so a rejected request writes nothing and an acknowledged one is both
+durable and immediately recallable.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from dakera_server.engine.access import Caller
+from dakera_server.engine.agents import AgentMemories
+from dakera_server.engine.embeddings import EmbeddingProvider
+from dakera_server.engine.models import EVENT_TIME_KEY, Memory
+from dakera_server.engine.rules import (
+    MEMORY_TYPES,
+    check_agent_id,
+    check_importance,
+    check_memory_id,
+    check_metadata,
+    check_session_id,
+    check_tags,
+    check_ttl,
+    parse_event_time,
+)
+from dakera_server.errors import InvalidInput, MemoryNotFound, NamespaceAccessDenied
+from dakera_server.storage.base import Op, Store
+
+__all__ = ["MemoryEngine", "NewMemory", "Truncation"]
+
+Clock = Callable[[], float]
+
+
+@dataclass
+class NewMemory:
+    """A memory as a client asked for it, before validation."""
+
+    agent_id: str
+    content: Any
+    memory_type: Any = "episodic"
+    importance: Any = 0.5
+    tags: Any = None
+    metadata: Any = None
+    session_id: Any = None
+    ttl_seconds: Any = None
+    expires_at: Any = None
+    event_time: Any = None
+    id: Any = None
+    attachment_ref: Any = None
+
+
+@dataclass(frozen=True)
+class Truncation:
+    """Set when the content was longer than the embedding model reads."""
+
+    memory_id: str
+    content_tokens: int
+    embedded_tokens: int
+    max_tokens: int
+
+    def to_wire(self) -> dict[str, Any]:
+        """The truncation fields of the store answer (§3.7)."""
+        return {
+            "truncated": True,
+            "content_tokens": self.content_tokens,
+            "embedded_tokens": self.embedded_tokens,
+            "max_tokens": self.max_tokens,
+            "tokens_estimated": False,
+            "windows": 0,
+        }
+
+
+@dataclass
+class StoreOutcome:
+    """What a store or batch store did."""
+
+    memories: list[Memory]
+    truncations: list[Truncation]
+    embedding_ms: float
+    extra_ops: list[Op] = field(default_factory=list)
+
+
+def new_memory_id() -> str:
+    """A fresh server-side memory id (``mem_`` + 24 hex; never the reserved ``mem_s`` form)."""
+    return "mem_" + secrets.token_hex(12).replace("s", "a")
+
+
+class MemoryEngine:
+    """Agent memories: validation, embedding, durable writes, and the in-memory indexes."""
+
+    def __init__(
+        self,
+        store: Store,
+        embedder: EmbeddingProvider,
+        *,
+        max_content_bytes: int,
+        exact_threshold: int,
+        clock: Clock = time.time,
+    ) -> None:
+        self.storage = store
+        self.embedder = embedder
+        self.max_content_bytes = max_content_bytes
+        self.exact_threshold = exact_threshold
+        self.clock = clock
+        self._agents: dict[str, AgentMemories] = {}
+        self._owners: dict[str, set[str]] = {}
+        self._agents_lock = threading.Lock()
+        self._dirty: dict[tuple[str, str], Memory] = {}
+        self._dirty_lock = threading.Lock()
+
+    # ----------------------------------------------------------------- loading
+    def load(self) -> int:
+        """Rebuild every agent's indexes from the store; returns the number of memories."""
+        by_agent: dict[str, list[tuple[Memory, bytes | None]]] = {}
+        for row in self.storage.iter_rows("memories"):
+            memory = Memory.from_payload(row.payload)
+            by_agent.setdefault(memory.agent_id, []).append((memory, row.vector))
+        total = 0
+        dim = self.embedder.dimension
+        for agent_id, rows in by_agent.items():
+            memories = [m for m, _ in rows]
+            vectors = np.zeros((len(rows), dim), dtype=np.float32)
+            stale: list[int] = []
+            for index, (_, blob) in enumerate(rows):
+                if blob is not None and len(blob) == dim * 4:
+                    vectors[index] = np.frombuffer(blob, dtype=np.float32)
+                else:
+                    stale.append(index)
+            if stale:
+                # The embedding model changed since these were stored: embed them again.
+                fresh = self.embedder.embed([memories[i].content for i in stale]).vectors
+                vectors[stale] = fresh
+            self._agent(agent_id, create=True).put_many(memories, vectors)
+            for memory in memories:
+                self._owners.setdefault(memory.id, set()).add(agent_id)
+            total += len(memories)
+        return total
+
+    # ----------------------------------------------------------------- lookups
+    def _agent(self, agent_id: str, *, create: bool = False) -> AgentMemories:
+        with self._agents_lock:
+            agent = self._agents.get(agent_id)
+            if agent is None:
+                if not create:
+                    raise MemoryNotFound(f"agent '{agent_id}' has no memories")
+                agent = AgentMemories(
+                    agent_id, self.embedder.dimension, exact_threshold=self.exact_threshold
+                )
+                self._agents[agent_id] = agent
+            return agent
+
+    def ensure_agent(self, agent_id: str) -> bool:
+        """Make an (empty) agent exist in memory; True if it was new."""
+        with self._agents_lock:
+            known = agent_id in self._agents
+        if not known:
+            self._agent(agent_id, create=True)
+        return not known
+
+    def counts(self) -> dict[str, int]:
+        """How many agents and memories are held (for metrics)."""
+        with self._agents_lock:
+            agents = list(self._agents.values())
+        return {"agents": len(agents), "memories": sum(len(a) for a in agents)}
+
+    def agent(self, caller: Caller, agent_id: str) -> AgentMemories | None:
+        """The agent's state if it exists and the caller may see it."""
+        if not caller.can_see_agent(agent_id):
+            return None
+        with self._agents_lock:
+            return self._agents.get(agent_id)
+
+    def agent_ids(self, caller: Caller) -> list[str]:
+        """Agents with memories that the caller may see, sorted."""
+        with self._agents_lock:
+            names = list(self._agents)
+        return sorted(a for a in names if caller.can_see_agent(a))
+
+    def live(self, agent: AgentMemories) -> list[Memory]:
+        """The agent's memories that have not expired."""
+        now = self.clock()
+        with agent.lock:
+            return [m for m in agent.memories.values() if not m.is_expired(now)]
+
+    def get(self, caller: Caller, memory_id: str, agent_id: str | None = None) -> Memory:
+        """One memory by id; without ``agent_id``, looked up across the caller's agents."""
+        if agent_id is not None:
+            agent = self.agent(caller, agent_id)
+            memory = None if agent is None else agent.memories.get(memory_id)
+            if memory is None or memory.is_expired(self.clock()):
+                raise MemoryNotFound(f"memory '{memory_id}' not found", resource="memory")
+            return memory
+        holders = sorted(a for a in self._owners.get(memory_id, ()) if caller.can_see_agent(a))
+        found = [self.get(caller, memory_id, a) for a in holders]
+        if not found:
+            raise MemoryNotFound(f"memory '{memory_id}' not found", resource="memory")
+        if len(found) > 1:
+            raise InvalidInput(
+                f"memory id '{memory_id}' exists for several agents ({', '.join(holders)}); "
+                "pass agent_id"
+            )
+        return found[0]
+
+    # ------------------------------------------------------------------ writes
+    def _validate(self, item: NewMemory, now: int, *, where: str = "") -> Memory:
+        agent_id = check_agent_id(item.agent_id)
+        content = item.content
+        if not isinstance(content, str) or not content.strip():
+            raise InvalidInput(f"'{where}content' must be a non-empty string")
+        if len(content.encode("utf-8")) > self.max_content_bytes:
+            raise InvalidInput(
+                f"'{where}content' is longer than {self.max_content_bytes} UTF-8 bytes"
+            )
+        memory_type = item.memory_type if item.memory_type is not None else "episodic"
+        if not isinstance(memory_type, str) or memory_type.lower() not in MEMORY_TYPES:
+            raise InvalidInput(f"'{where}memory_type' must be one of {', '.join(MEMORY_TYPES)}")
+        importance = 0.5 if item.importance is None else check_importance(item.importance)
+        metadata = check_metadata(item.metadata, f"{where}metadata")
+        event_time = parse_event_time(item.event_time, f"{where}event_time")
+        if event_time is not None:
+            metadata = {**(metadata or {}), EVENT_TIME_KEY: event_time}
+        ttl = check_ttl(item.ttl_seconds, f"{where}ttl_seconds")
+        expires_at = item.expires_at
+        if expires_at is not None:
+            if isinstance(expires_at, bool) or not isinstance(expires_at, int):
+                raise InvalidInput(f"'{where}expires_at' must be Unix seconds")
+        elif ttl is not None:
+            expires_at = now + ttl
+        session_id = (
+            None if item.session_id is None else check_session_id(item.session_id, "session_id")
+        )
+        memory_id = new_memory_id() if item.id is None else check_memory_id(item.id, f"{where}id")
+        return Memory(
+            id=memory_id,
+            agent_id=agent_id,
+            content=content,
+            memory_type=memory_type.lower(),
+            importance=importance,
+            tags=check_tags(item.tags, f"{where}tags"),
+            metadata=metadata,
+            session_id=session_id,
+            created_at=now,
+            updated_at=now,
+            last_accessed_at=now,
+            ttl_seconds=ttl,
+            expires_at=expires_at,
+            attachment_ref=item.attachment_ref if isinstance(item.attachment_ref, str) else None,
+        )
+
+    def store(
+        self, caller: Caller, items: Sequence[NewMemory], extra_ops: Iterable[Op] = ()
+    ) -> StoreOutcome:
+        """Validate, embed and durably store ``items`` (all or nothing), then index them.
+
+        ``extra_ops`` are committed in the same transaction (session activity, say).
+        """
+        now = int(self.clock())
+        batch = len(items) > 1
+        memories = [
+            self._validate(item, now, where=f"memories[{i}]." if batch else "")
+            for i, item in enumerate(items)
+        ]
+        seen: set[tuple[str, str]] = set()
+        for memory in memories:
+            if not caller.can_see_agent(memory.agent_id):
+                raise NamespaceAccessDenied(f"this key may not write agent '{memory.agent_id}'")
+            key = (memory.agent_id, memory.id)
+            if key in seen:
+                raise InvalidInput(f"memory id '{memory.id}' appears twice in the batch")
+            seen.add(key)
+        started = time.perf_counter()
+        embedded = self.embedder.embed([m.content for m in memories])
+        embedding_ms = (time.perf_counter() - started) * 1000.0
+        truncations = [
+            Truncation(
+                m.id,
+                embedded.content_tokens[i],
+                embedded.embedded_tokens[i],
+                self.embedder.max_tokens,
+            )
+            for i, m in enumerate(memories)
+            if embedded.truncated(i)
+        ]
+        self._keep_created_at(memories)
+        ops = [self._put_op(m, embedded.vectors[i]) for i, m in enumerate(memories)]
+        ops.extend(extra_ops)
+        self.storage.write(ops)
+        by_agent: dict[str, list[int]] = {}
+        for index, memory in enumerate(memories):
+            by_agent.setdefault(memory.agent_id, []).append(index)
+        for agent_id, indexes in by_agent.items():
+            agent = self._agent(agent_id, create=True)
+            agent.put_many([memories[i] for i in indexes], embedded.vectors[indexes])
+            for i in indexes:
+                self._owners.setdefault(memories[i].id, set()).add(agent_id)
+        return StoreOutcome(memories, truncations, embedding_ms)
+
+    def _keep_created_at(self, memories: list[Memory]) -> None:
+        """Re-storing a client id replaces the memory but keeps when it was first created."""
+        for memory in memories:
+            with self._agents_lock:
+                agent = self._agents.get(memory.agent_id)
+            old = None if agent is None else agent.memories.get(memory.id)
+            if old is not None:
+                memory.created_at = old.created_at
+                memory.access_count = old.access_count
+
+    def _put_op(self, memory: Memory, vector: npt.NDArray[np.float32] | None) -> Op:
+        blob = None if vector is None else np.ascontiguousarray(vector, np.float32).tobytes()
+        return Op.put(
+            "memories", memory.id, memory.to_payload(), group=memory.agent_id, vector=blob
+        )
+
+    def update(
+        self, caller: Caller, agent_id: str, memory_id: str, changes: dict[str, Any]
+    ) -> tuple[Memory, Truncation | None]:
+        """Apply ``changes`` (content, metadata, memory_type, importance, tags) durably."""
+        current = self.get(caller, memory_id, agent_id)
+        now = int(self.clock())
+        updated = Memory(**{**current.__dict__})
+        if "content" in changes and changes["content"] is not None:
+            content = changes["content"]
+            if not isinstance(content, str) or not content.strip():
+                raise InvalidInput("'content' must be a non-empty string")
+            if len(content.encode("utf-8")) > self.max_content_bytes:
+                raise InvalidInput(f"'content' is longer than {self.max_content_bytes} UTF-8 bytes")
+            updated.content = content
+        if changes.get("memory_type") is not None:
+            kind = changes["memory_type"]
+            if not isinstance(kind, str) or kind.lower() not in MEMORY_TYPES:
+                raise InvalidInput(f"'memory_type' must be one of {', '.join(MEMORY_TYPES)}")
+            updated.memory_type = kind.lower()
+        if changes.get("importance") is not None:
+            updated.importance = check_importance(changes["importance"])
+        if changes.get("tags") is not None:
+            updated.tags = check_tags(changes["tags"])
+        if changes.get("metadata") is not None:
+            metadata = check_metadata(changes["metadata"]) or {}
+            keep = {k: v for k, v in (current.metadata or {}).items() if k.startswith("_dakera_")}
+            updated.metadata = {**metadata, **keep}
+        updated.updated_at = now
+        agent = self._agent(agent_id)
+        truncation = None
+        new_vector: npt.NDArray[np.float32] | None = None
+        if updated.content != current.content:
+            embedded = self.embedder.embed([updated.content])
+            new_vector = embedded.vectors[0]
+            if embedded.truncated(0):
+                truncation = Truncation(
+                    memory_id,
+                    embedded.content_tokens[0],
+                    embedded.embedded_tokens[0],
+                    self.embedder.max_tokens,
+                )
+        vector = new_vector if new_vector is not None else agent.vectors.get_vector(memory_id)
+        self.storage.write([self._put_op(updated, vector)])
+        agent.replace_text(updated, new_vector)
+        return updated, truncation
+
+    def set_importance(
+        self, caller: Caller, agent_id: str, memory_ids: Sequence[str], importance: Any
+    ) -> list[Memory]:
+        """Set the importance of several memories in one durable write."""
+        value = check_importance(importance)
+        current = [self.get(caller, memory_id, agent_id) for memory_id in memory_ids]
+        now = int(self.clock())
+        agent = self._agent(agent_id)
+        updated = []
+        for memory in current:
+            copy = Memory(**{**memory.__dict__})
+            copy.importance = value
+            copy.updated_at = now
+            updated.append(copy)
+        self.storage.write([self._put_op(m, agent.vectors.get_vector(m.id)) for m in updated])
+        for memory in updated:
+            agent.replace_text(memory, None)
+        return updated
+
+    def forget(self, caller: Caller, agent_id: str, memory_ids: Iterable[str]) -> list[Memory]:
+        """Delete memories durably; unknown ids are skipped. Returns what was deleted."""
+        agent = self.agent(caller, agent_id)
+        if agent is None:
+            return []
+        with agent.lock:
+            targets = [agent.memories[i] for i in dict.fromkeys(memory_ids) if i in agent.memories]
+        if not targets:
+            return []
+        self.storage.write([Op.delete("memories", m.id, group=agent_id) for m in targets])
+        removed = agent.remove(m.id for m in targets)
+        for memory in removed:
+            owners = self._owners.get(memory.id)
+            if owners is not None:
+                owners.discard(agent_id)
+                if not owners:
+                    self._owners.pop(memory.id, None)
+        return removed
+
+    # -------------------------------------------------------------- access stats
+    def touch(self, memories: Iterable[Memory]) -> None:
+        """Count a recall hit; persisted by ``flush_access_stats`` (not on the hot path)."""
+        now = int(self.clock())
+        with self._dirty_lock:
+            for memory in memories:
+                memory.access_count += 1
+                memory.last_accessed_at = now
+                self._dirty[(memory.agent_id, memory.id)] = memory
+
+    def flush_access_stats(self) -> int:
+        """Persist access counters changed since the last flush; returns how many."""
+        with self._dirty_lock:
+            dirty, self._dirty = self._dirty, {}
+        ops = []
+        for (agent_id, memory_id), memory in dirty.items():
+            with self._agents_lock:
+                agent = self._agents.get(agent_id)
+            if agent is None or agent.memories.get(memory_id) is not memory:
+                continue
+            ops.append(self._put_op(memory, agent.vectors.get_vector(memory_id)))
+        self.storage.write(ops)
+        return len(ops)

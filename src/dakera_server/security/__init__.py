@@ -1,0 +1,1 @@
+"""Security layers (one pure ASGI class per module) and their helpers (keys, crypto)."""

@@ -1,0 +1,1 @@
+"""Durable storage behind one interface; returns only after the commit is durable."""

@@ -1,0 +1,196 @@
+"""SQLite store: WAL, ``synchronous=FULL``, schema migrations, driver errors mapped once.
+
+Every table has the same shape (group, key, payload, vector) so one code path persists all
+record kinds; the engine keeps what it searches in memory and reads the store only at start-up.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from dakera_server.errors import Conflict, StorageError, Unavailable
+from dakera_server.storage.base import IdentityCodec, Op, PayloadCodec, Store, StoredRow, Table
+
+__all__ = ["SqliteStore", "map_sqlite_errors"]
+
+TABLES: tuple[Table, ...] = ("memories", "sessions", "namespaces", "vectors", "api_keys", "edges")
+
+# Each entry migrates the schema from version i to i+1; never edit a released entry.
+MIGRATIONS: tuple[str, ...] = (
+    "\n".join(
+        f"""CREATE TABLE {table} (
+            grp TEXT NOT NULL,
+            key TEXT NOT NULL,
+            payload BLOB NOT NULL,
+            vector BLOB,
+            PRIMARY KEY (grp, key)
+        );"""
+        for table in TABLES
+    )
+    + "\nCREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);",
+)
+
+
+def _checked(table: str) -> str:
+    """Table names are interpolated into SQL, so only the declared ones pass."""
+    if table != "meta" and table not in TABLES:
+        raise StorageError(f"unknown table {table!r}")
+    return table
+
+
+@contextmanager
+def map_sqlite_errors() -> Iterator[None]:
+    """Translate driver errors into the error tree; re-raise anything unrecognised."""
+    try:
+        yield
+    except sqlite3.IntegrityError as exc:
+        raise Conflict("the record conflicts with an existing one") from exc
+    except sqlite3.OperationalError as exc:
+        text = str(exc).lower()
+        if "locked" in text or "busy" in text:
+            raise Unavailable("the store is busy, retry shortly") from exc
+        raise StorageError("the store could not complete the operation") from exc
+    except sqlite3.DatabaseError as exc:
+        raise StorageError("the store could not complete the operation") from exc
+
+
+class SqliteStore(Store):
+    """The embedded default store: one SQLite file under the data directory."""
+
+    def __init__(self, path: Path, codec: PayloadCodec | None = None) -> None:
+        self.path = path
+        self.codec = codec or IdentityCodec()
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with map_sqlite_errors():
+            self._conn = sqlite3.connect(
+                path, check_same_thread=False, isolation_level=None, timeout=30.0
+            )
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+
+    def _migrate(self) -> None:
+        version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+        if version > len(MIGRATIONS):
+            raise StorageError(
+                f"the data directory was written by a newer server (schema {version})"
+            )
+        for index in range(version, len(MIGRATIONS)):
+            # One script per step, so the step and its version bump commit together.
+            bump = f"PRAGMA user_version = {index + 1};"
+            script = f"BEGIN IMMEDIATE;\n{MIGRATIONS[index]}\n{bump}\nCOMMIT;"
+            try:
+                self._conn.executescript(script)
+            except sqlite3.Error:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version on disk."""
+        with self._lock, map_sqlite_errors():
+            return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def write(self, ops: Sequence[Op]) -> None:
+        if not ops:
+            return
+        encoded = [self._encode(op) for op in ops]
+        with self._lock, map_sqlite_errors():
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params in encoded:
+                    self._conn.execute(sql, params)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def _encode(self, op: Op) -> tuple[str, tuple[object, ...]]:
+        row = op.row
+        _checked(row.table)
+        if row.table == "meta":
+            if op.kind == "put":
+                return "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (
+                    row.key,
+                    self.codec.encode("meta", row.key, row.payload),
+                )
+            return "DELETE FROM meta WHERE key = ?", (row.key,)
+        if op.kind == "put":
+            record_id = f"{row.group}/{row.key}"
+            payload = self.codec.encode(row.table, record_id, row.payload)
+            vector = (
+                None
+                if row.vector is None
+                else self.codec.encode(row.table + ".vector", record_id, row.vector)
+            )
+            sql = f"INSERT OR REPLACE INTO {row.table} (grp, key, payload, vector) VALUES (?,?,?,?)"
+            return sql, (row.group, row.key, payload, vector)
+        if op.kind == "delete":
+            return f"DELETE FROM {row.table} WHERE grp = ? AND key = ?", (row.group, row.key)
+        return f"DELETE FROM {row.table} WHERE grp = ?", (row.group,)
+
+    def _decode(
+        self, table: Table, grp: str, key: str, payload: bytes, vector: bytes | None
+    ) -> StoredRow:
+        record_id = f"{grp}/{key}"
+        return StoredRow(
+            table,
+            key,
+            grp,
+            self.codec.decode(table, record_id, payload),
+            None if vector is None else self.codec.decode(table + ".vector", record_id, vector),
+        )
+
+    def iter_rows(self, table: Table, group: str | None = None) -> Iterator[StoredRow]:
+        if table == "meta":
+            with self._lock, map_sqlite_errors():
+                rows = self._conn.execute("SELECT key, value FROM meta").fetchall()
+            for key, value in rows:
+                yield StoredRow("meta", key, "", self.codec.decode("meta", key, value))
+            return
+        sql = f"SELECT grp, key, payload, vector FROM {_checked(table)}"
+        params: tuple[str, ...] = ()
+        if group is not None:
+            sql += " WHERE grp = ?"
+            params = (group,)
+        with self._lock, map_sqlite_errors():
+            rows = self._conn.execute(sql, params).fetchall()
+        for grp, key, payload, vector in rows:
+            yield self._decode(table, grp, key, payload, vector)
+
+    def get_row(self, table: Table, key: str, group: str = "") -> StoredRow | None:
+        with self._lock, map_sqlite_errors():
+            if table == "meta":
+                found = self._conn.execute(
+                    "SELECT value FROM meta WHERE key = ?", (key,)
+                ).fetchone()
+                return (
+                    None
+                    if found is None
+                    else StoredRow("meta", key, "", self.codec.decode("meta", key, found[0]))
+                )
+            row = self._conn.execute(
+                f"SELECT payload, vector FROM {_checked(table)} WHERE grp = ? AND key = ?",
+                (group, key),
+            ).fetchone()
+        return None if row is None else self._decode(table, group, key, row[0], row[1])
+
+    def count(self, table: Table, group: str | None = None) -> int:
+        sql = f"SELECT COUNT(*) FROM {_checked(table)}"
+        params: tuple[str, ...] = ()
+        if group is not None:
+            sql += " WHERE grp = ?"
+            params = (group,)
+        with self._lock, map_sqlite_errors():
+            return int(self._conn.execute(sql, params).fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock, map_sqlite_errors():
+            self._conn.close()
