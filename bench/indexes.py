@@ -195,7 +195,7 @@ def exact_latency(ids: list[str], vectors: F32, queries: F32, size: int) -> list
 
 
 def make_vocabulary(rng: random.Random, size: int) -> list[str]:
-    syllables = ["ka", "lo", "mi", "ter", "san", "vel", "dor", "qui", "ne", "ras", "po", "lin"]
+    syllables = "ka lo mi ter san vel dor qui ne ras po lin bu fe gor hal jun mek tos wa".split()
     words: set[str] = set()
     while len(words) < size:
         words.add("".join(rng.choice(syllables) for _ in range(rng.randint(2, 4))))

@@ -11,7 +11,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ import httpx
 import pytest
 import uvicorn
 
-from dakera_server.app import create_app
+from dakera_server.app import build_engine, create_app
 from dakera_server.config import Settings
 from dakera_server.engine.core import Engine
 from dakera_server.engine.embeddings import EmbeddingProvider, create_provider
@@ -79,11 +79,21 @@ def wait_ready(url: str, timeout: float = 60.0) -> None:
 
 
 def start_server(
-    data_dir: Path, embedder: EmbeddingProvider | None = None, **overrides: Any
+    data_dir: Path,
+    embedder: EmbeddingProvider | None = None,
+    clock: Callable[[], float] | None = None,
+    **overrides: Any,
 ) -> RunningServer:
-    """Start ``create_app`` on 127.0.0.1:0 in a thread and wait until it is ready."""
-    settings = Settings(**{"data_dir": data_dir, "root_api_key": ROOT_KEY, "port": 0, **overrides})
-    engine = Engine(settings, embedder=embedder)
+    """Start ``create_app`` on 127.0.0.1:0 in a thread and wait until it is ready.
+
+    ``clock`` replaces the engine's wall clock (decay and TTL tests move it forward).
+    """
+    # The global rate limit is off unless a test asks for it: suites share one server and
+    # would otherwise trip over each other's budget (tests/security/test_ratelimit*.py set it).
+    base = {"data_dir": data_dir, "root_api_key": ROOT_KEY, "port": 0, "rate_limit_rps": 0}
+    base["grpc_port"] = 0  # gRPC on a free port too: parallel test servers never collide
+    settings = Settings(**{**base, **overrides})
+    engine = build_engine(settings, embedder=embedder, clock=clock or time.time)
     app = create_app(settings, engine=engine)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

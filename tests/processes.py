@@ -51,6 +51,7 @@ def spawn_server(data_dir: Path, log: Path, **env: str) -> ServerProcess:
             "DAKERA_PORT": str(port),
             "DAKERA_DATA_DIR": str(data_dir),
             "DAKERA_ROOT_API_KEY": ROOT_KEY,
+            "DAKERA_GRPC_PORT": "0",  # never the fixed 50051: spawned servers run in parallel
             **env,
         }
     )

@@ -10,25 +10,68 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from starlette.middleware import Middleware
 
 from dakera_server import API_VERSION, __version__
-from dakera_server.api import agents, health, memory, sessions
+from dakera_server.api import (
+    agents,
+    encryption,
+    audit,
+    feedback,
+    health,
+    keys,
+    knowledge,
+    lifecycle,
+    memory,
+    namespaces,
+    policies,
+    sessions,
+    vector_advanced,
+    vector_text,
+    vectors,
+)
 from dakera_server.api.errors import exception_handlers
 from dakera_server.api.scopes import public_paths, scope_table
 from dakera_server.config import Settings
-from dakera_server.engine.core import Engine
-from dakera_server.security.auth import AuthenticationMiddleware
+from dakera_server.engine.access import ANONYMOUS
+from dakera_server.engine.core import DB_FILE, Engine
+from dakera_server.engine.embeddings import EmbeddingProvider
+from dakera_server.grpc.server import GrpcServer, create_grpc_server
+from dakera_server.security.audit import AuditMiddleware, AuditWriter
+from dakera_server.security.auth import AUTH_DISABLED_CALLER, AuthenticationMiddleware
+from dakera_server.security.bodylimit import BodySizeLimitMiddleware
+from dakera_server.security.cors import CORSMiddleware
+from dakera_server.security.encryption import Rotation, open_codec
+from dakera_server.security.headers import SecurityHeadersMiddleware, security_headers
 from dakera_server.security.keys import KeyRing
+from dakera_server.security.ratelimit import RateLimiter, RateLimitMiddleware
+from dakera_server.security.validation import InputValidationMiddleware
 
-__all__ = ["create_app"]
+__all__ = ["build_engine", "create_app"]
 
 logger = logging.getLogger("dakera_server")
-ROUTERS = (health, memory, sessions, agents)
+ROUTERS = (
+    *(
+        health,
+        memory,
+        sessions,
+        agents,
+        encryption,
+        keys,
+        policies,
+        audit,
+        lifecycle,
+        feedback,
+        knowledge,
+    ),
+    *(namespaces, vectors, vector_text, vector_advanced),
+)
 FLUSH_INTERVAL_SECONDS = 5.0
 
 
@@ -39,29 +82,58 @@ def _start_background(engine: Engine, stop: threading.Event) -> threading.Thread
         engine.load()
         while not stop.wait(FLUSH_INTERVAL_SECONDS):
             engine.memories.flush_access_stats()
+            engine.keys.maintain()
 
     thread = threading.Thread(target=run, name="dakera-background", daemon=True)
     thread.start()
     return thread
 
 
+def build_engine(
+    settings: Settings,
+    *,
+    embedder: EmbeddingProvider | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Engine:
+    """Open the engine over the data directory, checking or setting up encryption at rest first."""
+    codec = open_codec(Path(settings.data_dir) / DB_FILE, settings.encryption_key)
+    return Engine(settings, embedder=embedder, clock=clock, codec=codec)
+
+
 def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     """Build the ASGI app over ``settings``; opens the store and loads the embedding model."""
-    engine = engine or Engine(settings)
-    keyring = KeyRing(engine.store, settings.root_api_key)
+    engine = engine or build_engine(settings)
+    keyring = KeyRing(engine.keys, settings.root_api_key)
     if settings.auth_enabled:
         keyring.bootstrap()
+    limiter = RateLimiter(
+        rps=settings.rate_limit_rps,
+        burst=settings.rate_limit_burst,
+        redis_url=settings.redis_url,
+        namespace_limits=engine.policies.rate_limits,
+        limits_active=lambda: engine.policies.any_rate_limits,
+    )
+    audit_log = AuditWriter(settings.audit_log_path) if settings.audit_enabled else None
+    if audit_log is not None:
+        engine.events.add_sink(audit_log.write_event)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = threading.Event()
         thread = _start_background(engine, stop)
+        if grpc_server is not None:
+            grpc_server.start()  # same process, same engine; answers UNAVAILABLE until loaded
         try:
             yield
         finally:
+            if grpc_server is not None:
+                await asyncio.to_thread(grpc_server.stop)
             stop.set()
             await asyncio.to_thread(thread.join)
             engine.close()
+            limiter.close()
+            if audit_log is not None:
+                audit_log.close()  # drains every queued entry: a clean shutdown loses none
 
     app = FastAPI(
         title="dakera-server",
@@ -74,15 +146,68 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         module.routes.mount(app)
     app.state.engine = engine
     app.state.keyring = keyring
+    app.state.rotation = Rotation(engine.store, Path(settings.data_dir), engine.audit.log)
     app.state.settings = settings
     app.state.scope_table = scope_table(app)
+    app.state.rate_limiter = limiter
+    grpc_server: GrpcServer | None = None
+    if settings.grpc_enabled:
+        grpc_server = create_grpc_server(
+            engine,
+            route_scopes={(r.method, r.path): r.scope for r in app.state.scope_table},
+            authenticate=keyring.authenticate,
+            auth_enabled=settings.auth_enabled,
+            anonymous=ANONYMOUS,
+            auth_disabled_caller=AUTH_DISABLED_CALLER,
+            host=settings.host,
+            port=settings.grpc_port,
+        )
+    app.state.grpc_server = grpc_server
+    audit_layer = (
+        []
+        if audit_log is None
+        else [
+            Middleware(
+                AuditMiddleware,
+                writer=audit_log,
+                exclude_paths=settings.audit_exclude_paths,
+                request_body=settings.audit_request_body,
+                response_body=settings.audit_response_body,
+                max_body_size=settings.audit_max_body_size,
+            )
+        ]
+    )
     app.user_middleware = [
+        Middleware(
+            SecurityHeadersMiddleware,
+            headers=security_headers(
+                preset=settings.security_preset,
+                hsts_enabled=settings.hsts_enabled,
+                hsts_max_age=settings.hsts_max_age,
+                frame_options=settings.frame_options,
+                csp_enabled=settings.csp_enabled,
+                csp_directives=settings.csp_directives,
+            ),
+        ),
+        Middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=settings.cors_credentials,
+        ),
+        Middleware(BodySizeLimitMiddleware, max_body_size=settings.max_body_size),
+        *audit_layer,
         Middleware(
             AuthenticationMiddleware,
             authenticate=keyring.authenticate,
             public_paths=public_paths(app),
             enabled=settings.auth_enabled,
             allowed_hosts=frozenset(settings.allowed_hosts),
+            record_usage=engine.keys.usage.record,
+        ),
+        Middleware(RateLimitMiddleware, limiter=limiter, exempt_paths=public_paths(app)),
+        Middleware(
+            InputValidationMiddleware,
+            route_paths=sorted({route.path for route in app.state.scope_table}),
         ),
     ]
     return app

@@ -1,17 +1,27 @@
-"""Command line: ``dakera-server serve`` (more subcommands come with their features)."""
+"""Command line: ``dakera-server serve`` and ``dakera-server keys create|list|revoke|rotate``.
+
+The ``keys`` commands work directly on ``DAKERA_DATA_DIR``'s store, for operators (a lost root
+key, a key created before the server is reachable). A running server sees their changes without
+a restart: a new key on its first use, a revocation within a few seconds.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from dakera_server import API_VERSION, __version__
 from dakera_server.config import Settings
 from dakera_server.errors import ConfigError
 
 __all__ = ["main"]
+
+GRACEFUL_SHUTDOWN_SECONDS = 5
 
 
 def _serve(settings: Settings) -> int:
@@ -35,6 +45,11 @@ def _serve(settings: Settings) -> int:
             file=sys.stderr,
             flush=True,
         )
+    if settings.auth_enabled and keyring.root_key_is_short:
+        logging.getLogger("dakera_server").warning(
+            "DAKERA_ROOT_API_KEY is shorter than 32 characters; use 256 bits of entropy in "
+            "production, e.g. DAKERA_ROOT_API_KEY=$(openssl rand -hex 32)."
+        )
     if not settings.auth_enabled:
         logging.getLogger("dakera_server").warning(
             "AUTHENTICATION IS DISABLED (DAKERA_AUTH_ENABLED=false): every caller is a "
@@ -49,6 +64,10 @@ def _serve(settings: Settings) -> int:
         access_log=False,
         loop="uvloop",
         http="httptools",
+        # Event streams (SSE) never end by themselves: without a bound, SIGTERM would wait for
+        # every subscriber to hang up. After this many seconds they are cancelled, and the
+        # lifespan still runs (the audit log drains).
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
     return 0
 
@@ -62,15 +81,126 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="start the REST API server")
+    _add_keys_parser(commands)
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
         if args.command == "serve":
             return _serve(settings)
+        if args.command == "keys":
+            return _keys(settings, args)
     except ConfigError as exc:
         print(f"dakera-server: configuration error: {exc}", file=sys.stderr)
         return 2
     return 1
+
+
+def _add_keys_parser(commands: Any) -> None:
+    keys = commands.add_parser(
+        "keys",
+        help="manage API keys in DAKERA_DATA_DIR (works with the server stopped or running)",
+    )
+    actions = keys.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="create a key; its secret is printed once")
+    create.add_argument("--name", required=True, help="a label, at most 128 characters")
+    create.add_argument("--scope", required=True, choices=["read", "write", "admin", "super_admin"])
+    create.add_argument(
+        "--namespace",
+        action="append",
+        dest="namespaces",
+        metavar="NS",
+        help="restrict the key to this namespace or 'prefix*' pattern (repeatable); "
+        "omitted = every namespace",
+    )
+    create.add_argument("--expires-in-days", type=int, default=None)
+    create.add_argument("--json", action="store_true", help="print the answer as JSON")
+    listing = actions.add_parser("list", help="list keys (never their secrets)")
+    listing.add_argument("--json", action="store_true", help="print the keys as JSON")
+    revoke = actions.add_parser("revoke", help="deactivate a key (or delete it with --delete)")
+    revoke.add_argument("key_id")
+    revoke.add_argument("--delete", action="store_true", help="remove the key entirely")
+    rotate = actions.add_parser("rotate", help="replace a key's secret; prints the new one once")
+    rotate.add_argument("key_id")
+    rotate.add_argument(
+        "--grace-secs", type=int, default=None, help="seconds the old secret keeps working"
+    )
+    rotate.add_argument("--json", action="store_true", help="print the answer as JSON")
+
+
+def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    from dakera_server.engine.access import Caller, Scope
+    from dakera_server.engine.core import DB_FILE
+    from dakera_server.engine.keystore import KeyStore
+    from dakera_server.errors import DakeraError
+    from dakera_server.security.encryption import open_codec
+    from dakera_server.storage.sqlite import SqliteStore
+
+    # The operator at the data directory acts as an unrestricted super_admin.
+    operator = Caller("cli", "command line", Scope.SUPER_ADMIN, None)
+    db_path = Path(settings.data_dir) / DB_FILE
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    # The same codec as the server: with DAKERA_ENCRYPTION_KEY the key records are encrypted too.
+    store = SqliteStore(db_path, open_codec(db_path, settings.encryption_key))
+    try:
+        keys = KeyStore(store)
+        if args.action == "create":
+            new = keys.create(
+                operator,
+                name=args.name,
+                scope=args.scope,
+                namespaces=args.namespaces,
+                expires_in_days=args.expires_in_days,
+            )
+            answer: dict[str, Any] = {**new.record.to_wire(keys.now()), "key": new.secret}
+            _print_secret(answer, "key", args.json)
+        elif args.action == "list":
+            found = [r.to_wire(keys.now()) for r in keys.list_keys(operator)]
+            if args.json:
+                print(json.dumps({"keys": found, "total": len(found)}, indent=2))
+            for key in [] if args.json else found:
+                grants = "all" if key["namespaces"] is None else ",".join(key["namespaces"])
+                state = "active" if key["active"] and not key["expired"] else "inactive"
+                print(f"{key['key_id']}  {key['scope']:<11} {state:<8} {grants:<24} {key['name']}")
+        elif args.action == "revoke":
+            if args.delete:
+                keys.delete(operator, args.key_id)
+                print(f"deleted {args.key_id}")
+            else:
+                keys.deactivate(operator, args.key_id)
+                print(f"deactivated {args.key_id}")
+        elif args.action == "rotate":
+            new, old = keys.rotate(operator, args.key_id, args.grace_secs)
+            answer = {
+                **new.record.to_wire(keys.now()),
+                "key": new.secret,
+                "old_key_id": old.key_id,
+                "old_key_expires_at": old.active_until,
+            }
+            _print_secret(answer, "key", args.json)
+    except DakeraError as exc:
+        print(f"dakera-server keys: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    return 0
+
+
+def _print_secret(answer: dict[str, Any], field: str, as_json: bool) -> None:
+    """Print a new key; its secret appears here once and is stored nowhere."""
+    if as_json:
+        print(json.dumps(answer, indent=2))
+        return
+    grants = "every namespace" if answer["namespaces"] is None else ", ".join(answer["namespaces"])
+    print(f"key_id:     {answer['key_id']}")
+    print(f"name:       {answer['name']}")
+    print(f"scope:      {answer['scope']}  ({grants})")
+    if answer.get("old_key_id"):
+        until = answer.get("old_key_expires_at")
+        print(
+            f"replaces:   {answer['old_key_id']} ("
+            + (f"valid until {until})" if until else "deactivated)")
+        )
+    print(f"\n  secret (shown only now, store it safely):\n\n    {answer[field]}\n")
 
 
 if __name__ == "__main__":

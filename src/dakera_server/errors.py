@@ -95,6 +95,8 @@ class DakeraError(Exception):
         self.details = details
         self.resource = resource
         self.headers = headers or {}
+        # Extra top-level body keys for wire forms that need them (never error/code).
+        self.extra: dict[str, object] = {}
 
 
 class InvalidInput(DakeraError):
@@ -244,6 +246,8 @@ class RateLimited(DakeraError):
         retry_after = max(1, int(retry_after))
         super().__init__(message, details=details, headers={"Retry-After": str(retry_after)})
         self.retry_after = retry_after
+        # security.md's 429 example carries "message"; the SDK reads "error" and "code".
+        self.extra = {"message": message}
 
 
 class InternalError(DakeraError):

@@ -10,7 +10,7 @@ import pytest
 
 from dakera_server.errors import Conflict, StorageError, Unavailable
 from dakera_server.storage.base import Op, Store
-from dakera_server.storage.sqlite import SqliteStore, map_sqlite_errors
+from dakera_server.storage.sqlite import MIGRATIONS, SqliteStore, map_sqlite_errors
 
 
 @pytest.fixture(params=["sqlite"])
@@ -59,7 +59,7 @@ def test_reopen_keeps_data_and_schema(tmp_path: Path) -> None:
     first.write([Op.put("sessions", "s1", b"p", group="a")])
     first.close()
     second = SqliteStore(tmp_path / "s.db")
-    assert second.schema_version == 1
+    assert second.schema_version == len(MIGRATIONS)
     assert second.count("sessions") == 1
     second.close()
 

@@ -36,6 +36,8 @@ def error_body(exc: DakeraError) -> bytes:
         body["details"] = exc.details
     if exc.resource is not None:
         body["resource"] = exc.resource
+    for key, value in exc.extra.items():
+        body.setdefault(key, value)
     return orjson.dumps(body)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from dakera_server import API_VERSION
@@ -23,19 +24,33 @@ routes = Routes()
 
 
 @routes.get("/health", scope=Scope.PUBLIC)
-def health(engine: EngineDep) -> Response:
+def health(engine: EngineDep, request: Request) -> Response:
     if not engine.ready:
         return JSONResponse(
             {"service": "dakera", "status": "starting", "version": API_VERSION},
             status_code=503,
             headers={"Retry-After": "1"},
         )
-    return JSONResponse({"service": "dakera", "status": "healthy", "version": API_VERSION})
+    # Degraded only when Redis is configured and down (rate limits fell back to local).
+    limiter = request.app.state.rate_limiter
+    return JSONResponse(
+        {
+            "service": "dakera",
+            "status": "degraded" if limiter.degraded else "healthy",
+            "version": API_VERSION,
+            "details": {"rate_limit": limiter.status()},
+        }
+    )
 
 
 @routes.get("/health/ready", scope=Scope.PUBLIC)
-def health_ready(engine: EngineDep) -> Response:
+def health_ready(engine: EngineDep, request: Request) -> Response:
+    limits = request.app.state.rate_limiter.status()
     checks = {
+        "rate_limit": {
+            "status": "degraded" if limits["redis"] == "unreachable" else "ok",
+            "message": f"counts are {limits['backend']}",
+        },
         "storage": {"status": "ok", "message": None},
         "embedding_engine": {"status": "ok", "message": engine.embedder.model_name},
         "tiered_engine": {"status": "disabled", "message": None},

@@ -50,7 +50,7 @@ def _new_memory(agent_id: str, item: Any) -> NewMemory:
 
 @routes.post("/v1/memory/store", scope=Scope.WRITE)
 def store_memory(body: StoreMemoryRequest, engine: EngineDep, caller: CallerDep) -> dict[str, Any]:
-    session, session_ops = engine.sessions.activity_op(body.session_id)
+    session, session_ops = engine.sessions.activity_op(body.session_id, body.agent_id)
     outcome = engine.memories.store(caller, [_new_memory(body.agent_id, body)], session_ops)
     answer: dict[str, Any] = {
         "memory": outcome.memories[0].to_wire(),

@@ -39,6 +39,14 @@ class AgentMemories:
             self.vectors.upsert([m.id for m in memories], vectors)
             self.text.upsert([(m.id, m.content) for m in memories])
 
+    def adopt(self, memories: list[Memory], index: VectorIndex) -> None:
+        """Take ``memories`` with a ready vector index (restored from a snapshot)."""
+        with self.lock:
+            for memory in memories:
+                self.memories[memory.id] = memory
+            self.vectors = index
+            self.text.upsert([(m.id, m.content) for m in memories])
+
     def replace_text(self, memory: Memory, vector: npt.NDArray[np.float32] | None) -> None:
         """Re-index one memory after an update (new vector only when content changed)."""
         with self.lock:

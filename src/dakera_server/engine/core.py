@@ -11,14 +11,26 @@ import time
 from pathlib import Path
 
 from dakera_server.config import Settings
+from dakera_server.engine.audit import AuditLog
 from dakera_server.engine.embeddings import EmbeddingProvider, create_provider
+from dakera_server.engine.events import EventBus
+from dakera_server.engine.extraction import EntityService
+from dakera_server.engine.graph import KnowledgeGraph
+from dakera_server.engine.keystore import KeyStore
+from dakera_server.engine.lifecycle.core import Lifecycle
 from dakera_server.engine.memories import Clock, MemoryEngine
+from dakera_server.engine.policies import PolicyStore
 from dakera_server.engine.sessions import SessionEngine
+from dakera_server.engine.snapshots import SnapshotStore
+from dakera_server.engine.vectors import NamespaceEngine
+from dakera_server.storage.base import CurrentCodec, PayloadCodec
+from dakera_server.storage.eventlog import EVENT_LOG_FILE, SqliteEventLog
 from dakera_server.storage.sqlite import SqliteStore
 
 __all__ = ["Engine", "create_embedder"]
 
 logger = logging.getLogger("dakera_server.engine")
+DB_FILE = "dakera.db"
 
 
 def create_embedder(settings: Settings) -> EmbeddingProvider:
@@ -41,22 +53,65 @@ class Engine:
         *,
         embedder: EmbeddingProvider | None = None,
         clock: Clock = time.time,
+        codec: PayloadCodec | None = None,
     ) -> None:
         self.settings = settings
         self.started_at = time.time()
         data_dir = Path(settings.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = SqliteStore(data_dir / "dakera.db")
+        # ``codec`` comes from security.encryption.open_codec (None: plaintext store).
+        self.store = SqliteStore(data_dir / DB_FILE, codec)
         self.embedder = embedder or create_embedder(settings)
+        self.events = EventBus(clock)
+        # First sink, before anything can emit: ids continue after the persisted ones.
+        self.audit = AuditLog(
+            SqliteEventLog(data_dir / EVENT_LOG_FILE, self.store.codec), self.events
+        )
+        self.policies = PolicyStore(self.store, self.events)
+        self.keys = KeyStore(self.store, self.events, clock=clock)
         self.memories = MemoryEngine(
             self.store,
             self.embedder,
             max_content_bytes=settings.max_memory_content_bytes,
             exact_threshold=settings.exact_search_threshold,
             clock=clock,
+            events=self.events,
         )
+        self.memories.snapshots = SnapshotStore(data_dir / "snapshots", CurrentCodec(self.store))
         self.sessions = SessionEngine(
-            self.memories, idle_timeout_secs=settings.session_idle_timeout_secs
+            self.memories,
+            idle_timeout_secs=settings.session_idle_timeout_secs,
+            events=self.events,
+        )
+        self.namespaces = NamespaceEngine(
+            self.store,
+            self.embedder,
+            self.events,
+            self.memories,
+            data_dir=data_dir,
+            exact_threshold=settings.exact_search_threshold,
+            clock=clock,
+        )
+        self.entities = EntityService(
+            self.store,
+            ode_url=settings.ode_url,
+            ode_allow_private=settings.ode_allow_private,
+            max_content_bytes=settings.max_memory_content_bytes,
+        )
+        self.graph = KnowledgeGraph(
+            self.memories, self.entities, similarity_threshold=settings.graph_similarity_threshold
+        )
+        self.memories.on_indexed.append(self.graph.memories_indexed)
+        self.memories.on_forgotten.append(self.graph.memories_forgotten)
+        self.lifecycle = Lifecycle(
+            self.store,
+            self.memories,
+            self.events,
+            cpu_share=settings.background_cpu_percent / 100.0,
+            autopilot_enabled=settings.autopilot_enabled,
+            decay_interval_secs=settings.decay_interval_secs,
+            ttl_interval_secs=settings.ttl_sweep_interval_secs,
+            policy_for=self.policies.policy_for,
         )
         self.ready = False
 
@@ -65,7 +120,14 @@ class Engine:
         started = time.perf_counter()
         count = self.memories.load()
         sessions = self.sessions.load()
+        self.entities.load()
+        edges, extracted = self.graph.load()
+        logger.info("loaded %d graph edges (entities extracted for %d memories)", edges, extracted)
+        vectors = self.namespaces.load()
+        logger.info("loaded %d namespace records", vectors)
+        self.lifecycle.load()
         self.ready = True
+        self.lifecycle.start()  # background upkeep; resumes jobs a crash cut short
         logger.info(
             "loaded %d memories and %d sessions in %.1f s",
             count,
@@ -74,6 +136,11 @@ class Engine:
         )
 
     def close(self) -> None:
-        """Persist pending access statistics and close the store."""
+        """Persist pending access statistics and index snapshots, and close the store."""
+        self.lifecycle.stop()  # a running pass stops at its next batch boundary
         self.memories.flush_access_stats()
+        self.memories.save_snapshots()
+        self.namespaces.close()
+        self.keys.usage.flush()
+        self.audit.close()
         self.store.close()

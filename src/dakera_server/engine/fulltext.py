@@ -30,6 +30,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import tantivy
 
@@ -119,6 +120,12 @@ class FullTextStats:
     avg_doc_length: float
 
 
+class _Version(NamedTuple):
+    key: int
+    text: str
+    replaces: bool  # an older version may be in tantivy: delete by id before adding
+
+
 @dataclass
 class _PendingDoc:
     id: str
@@ -148,7 +155,7 @@ class FullTextIndex:
         self._next_key = 0
         self._pending: dict[int, _PendingDoc] = {}  # not yet in the committed searcher
         self._postings: dict[str, dict[int, int]] = {}  # overlay term -> {key: term freq}
-        self._queue: dict[str, tuple[int, str] | None] = {}  # id -> version to commit / delete
+        self._queue: dict[str, _Version | None] = {}  # id -> version to commit, None = delete
         self._timer: threading.Timer | None = None
         self._generation = 0
         self._unique_terms: tuple[int, int] | None = None  # (generation, count) cache
@@ -184,14 +191,12 @@ class FullTextIndex:
             with self._flush_lock:
                 with self._lock:
                     for id_, text, terms in prepared:
-                        key = self._register(id_, len(terms))
-                        self._queue[id_] = (key, text)
+                        self._enqueue(id_, text, len(terms))
                 self._flush_locked()
             return
         with self._lock:
             for id_, text, terms in prepared:
-                key = self._register(id_, len(terms))
-                self._queue[id_] = (key, text)
+                key = self._enqueue(id_, text, len(terms))
                 counts = Counter(terms)
                 self._pending[key] = _PendingDoc(id_, text, counts, len(terms))
                 for term, freq in counts.items():
@@ -233,7 +238,10 @@ class FullTextIndex:
         with self._flush_lock:
             self._flush_locked()
 
-    def _register(self, id_: str, length: int) -> int:
+    def _enqueue(self, id_: str, text: str, length: int) -> int:
+        """Make ``id_`` live under a new key and queue that version for the next commit."""
+        # A new id needs no delete-by-term before its add: skipping it halves bulk loads.
+        replaces = id_ in self._key_of or id_ in self._queue
         self._unregister(id_)
         key = self._next_key
         self._next_key += 1
@@ -241,6 +249,7 @@ class FullTextIndex:
         self._id_of[key] = id_
         self._lengths[key] = length
         self._total_terms += length
+        self._queue[id_] = _Version(key, text, replaces)
         return key
 
     def _unregister(self, id_: str) -> bool:
@@ -289,14 +298,16 @@ class FullTextIndex:
         if not queue:
             return
         try:
-            writer = index.writer(heap_size=WRITER_HEAP_BYTES, num_threads=1)
+            threads = 2 if len(queue) >= BULK_DOCS else 1
+            writer = index.writer(heap_size=WRITER_HEAP_BYTES, num_threads=threads)
             for id_, version in queue.items():
-                writer.delete_documents_by_term("id", id_)
+                if version is None or version.replaces:
+                    writer.delete_documents_by_term("id", id_)
                 if version is not None:
                     doc = tantivy.Document()
                     doc.add_text("id", id_)
-                    doc.add_unsigned("key", version[0])
-                    doc.add_text("body", version[1])
+                    doc.add_unsigned("key", version.key)
+                    doc.add_text("body", version.text)
                     writer.add_document(doc)
             writer.commit()
             # Waiting for merges keeps the segment count low; dropping a writer mid-merge
@@ -316,7 +327,7 @@ class FullTextIndex:
             self._generation += 1
             for version in queue.values():
                 if version is not None:
-                    self._drop_pending(version[0])
+                    self._drop_pending(version.key)
             if self._queue:
                 self._schedule_locked()
 
@@ -407,7 +418,10 @@ class FullTextIndex:
             if len(hits) < page:
                 return out
             offset += page
-            page *= 4
+            # Each page re-ranks from the top, so size the next one from the pass rate seen
+            # so far: a selective filter gets to "score everything" in one or two rounds.
+            rate = max(len(out), 1) / offset
+            page = max(4 * page, int(2 * (k - len(out)) / rate))
 
     def stats(self) -> FullTextStats:
         """Live document count, distinct indexed terms and mean indexed terms per document.

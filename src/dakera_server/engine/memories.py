@@ -18,8 +18,11 @@ import numpy as np
 import numpy.typing as npt
 
 from dakera_server.engine.access import Caller
+from dakera_server.engine.agent_snapshots import restore_agent_index, save_agent_index
 from dakera_server.engine.agents import AgentMemories
 from dakera_server.engine.embeddings import EmbeddingProvider
+from dakera_server.engine.events import EventBus
+from dakera_server.engine.lifecycle.decay import DEFAULT_DECAY_POLICY, DecayPolicy
 from dakera_server.engine.models import EVENT_TIME_KEY, Memory
 from dakera_server.engine.rules import (
     MEMORY_TYPES,
@@ -32,6 +35,7 @@ from dakera_server.engine.rules import (
     check_ttl,
     parse_event_time,
 )
+from dakera_server.engine.snapshots import SnapshotStore
 from dakera_server.errors import InvalidInput, MemoryNotFound, NamespaceAccessDenied
 from dakera_server.storage.base import Op, Store
 
@@ -105,17 +109,31 @@ class MemoryEngine:
         max_content_bytes: int,
         exact_threshold: int,
         clock: Clock = time.time,
+        events: EventBus | None = None,
     ) -> None:
         self.storage = store
         self.embedder = embedder
         self.max_content_bytes = max_content_bytes
         self.exact_threshold = exact_threshold
         self.clock = clock
+        self.events = events if events is not None else EventBus(clock)
         self._agents: dict[str, AgentMemories] = {}
         self._owners: dict[str, set[str]] = {}
         self._agents_lock = threading.Lock()
         self._dirty: dict[tuple[str, str], Memory] = {}
         self._dirty_lock = threading.Lock()
+        # Set by the engine: where agent index snapshots live (None: always rebuild).
+        self.snapshots: SnapshotStore | None = None
+        # Set by the lifecycle engine: the decay curve that applies to a memory (recall ranking).
+        self.decay_policy: Callable[[Memory], DecayPolicy] = lambda _m: DEFAULT_DECAY_POLICY
+        # Set by the lifecycle engine from the namespace memory policy: per-type default TTL,
+        # and the expiry a recall hit extends to (spaced repetition).
+        self.default_ttl: Callable[[str, str], int | None] = lambda _agent, _type: None
+        self.extended_expiry: Callable[[Memory, int], int | None] = lambda m, _now: m.expires_at
+        # Derived data (knowledge graph, entities): called after memories are committed and
+        # indexed with these vectors, and after memories are deleted.
+        self.on_indexed: list[Callable[[Sequence[Memory], npt.NDArray[np.float32]], None]] = []
+        self.on_forgotten: list[Callable[[str, Sequence[Memory]], None]] = []
 
     # ----------------------------------------------------------------- loading
     def load(self) -> int:
@@ -136,14 +154,44 @@ class MemoryEngine:
                 else:
                     stale.append(index)
             if stale:
-                # The embedding model changed since these were stored: embed them again.
+                # The embedding model changed since these were stored: embed them again, once.
                 fresh = self.embedder.embed([memories[i].content for i in stale]).vectors
                 vectors[stale] = fresh
-            self._agent(agent_id, create=True).put_many(memories, vectors)
+                self.storage.write([self._put_op(memories[i], vectors[i]) for i in stale])
+            agent = self._agent(agent_id, create=True)
+            restored = None
+            if self.snapshots is not None and len(memories) >= self.exact_threshold:
+                blobs = {m.id: vectors[i].tobytes() for i, m in enumerate(memories)}
+                restored = restore_agent_index(self.snapshots, agent_id, dim, blobs)
+                if restored is None:
+                    agent.put_many(memories, vectors)
+                    save_agent_index(self.snapshots, agent_id, agent.vectors, blobs)
+                else:
+                    agent.adopt(memories, restored)
+            else:
+                agent.put_many(memories, vectors)
             for memory in memories:
                 self._owners.setdefault(memory.id, set()).add(agent_id)
             total += len(memories)
         return total
+
+    def save_snapshots(self) -> int:
+        """Snapshot every agent index big enough for HNSW (at shutdown); returns how many."""
+        if self.snapshots is None:
+            return 0
+        saved = 0
+        with self._agents_lock:
+            agents = [a for a in self._agents.values() if len(a) >= self.exact_threshold]
+        for agent in agents:
+            blobs = {
+                row.key: row.vector
+                for row in self.storage.iter_rows("memories", agent.agent_id)
+                if row.vector is not None
+            }
+            with agent.lock:
+                save_agent_index(self.snapshots, agent.agent_id, agent.vectors, blobs)
+            saved += 1
+        return saved
 
     # ----------------------------------------------------------------- lookups
     def _agent(self, agent_id: str, *, create: bool = False) -> AgentMemories:
@@ -235,6 +283,8 @@ class MemoryEngine:
                 raise InvalidInput(f"'{where}expires_at' must be Unix seconds")
         elif ttl is not None:
             expires_at = now + ttl
+        elif (ttl := self.default_ttl(agent_id, memory_type.lower())) is not None:
+            expires_at = now + ttl
         session_id = (
             None if item.session_id is None else check_session_id(item.session_id, "session_id")
         )
@@ -302,6 +352,18 @@ class MemoryEngine:
             agent.put_many([memories[i] for i in indexes], embedded.vectors[indexes])
             for i in indexes:
                 self._owners.setdefault(memories[i].id, set()).add(agent_id)
+        for memory in memories:
+            self.events.emit(
+                "stored",
+                agent_id=memory.agent_id,
+                memory_id=memory.id,
+                session_id=memory.session_id,
+                importance=memory.importance,
+                content=memory.content,
+                tags=tuple(memory.tags),
+            )
+        for hook in self.on_indexed:
+            hook(memories, embedded.vectors)
         return StoreOutcome(memories, truncations, embedding_ms)
 
     def _keep_created_at(self, memories: list[Memory]) -> None:
@@ -364,6 +426,9 @@ class MemoryEngine:
         vector = new_vector if new_vector is not None else agent.vectors.get_vector(memory_id)
         self.storage.write([self._put_op(updated, vector)])
         agent.replace_text(updated, new_vector)
+        if new_vector is not None:
+            for hook in self.on_indexed:
+                hook([updated], new_vector.reshape(1, -1))
         return updated, truncation
 
     def set_importance(
@@ -383,6 +448,12 @@ class MemoryEngine:
         self.storage.write([self._put_op(m, agent.vectors.get_vector(m.id)) for m in updated])
         for memory in updated:
             agent.replace_text(memory, None)
+            self.events.emit(
+                "importance_updated",
+                agent_id=agent_id,
+                memory_id=memory.id,
+                importance=memory.importance,
+            )
         return updated
 
     def forget(self, caller: Caller, agent_id: str, memory_ids: Iterable[str]) -> list[Memory]:
@@ -396,23 +467,76 @@ class MemoryEngine:
             return []
         self.storage.write([Op.delete("memories", m.id, group=agent_id) for m in targets])
         removed = agent.remove(m.id for m in targets)
+        for forgotten in self.on_forgotten:
+            forgotten(agent_id, removed)
         for memory in removed:
             owners = self._owners.get(memory.id)
             if owners is not None:
                 owners.discard(agent_id)
                 if not owners:
                     self._owners.pop(memory.id, None)
+            self.events.emit("forgotten", agent_id=agent_id, memory_id=memory.id)
         return removed
+
+    def apply(
+        self,
+        agent_id: str,
+        *,
+        put: Sequence[tuple[Memory, npt.NDArray[np.float32] | None]] = (),
+        delete: Sequence[str] = (),
+        extra_ops: Sequence[Op] = (),
+    ) -> None:
+        """Commit engine-made changes to one agent in one atomic durable write, then index them.
+
+        Lifecycle jobs (decay, feedback, deduplication, consolidation, TTL, restore) change
+        memories no client sent. A ``None`` vector keeps the indexed one. Everything, including
+        ``extra_ops`` (trash rows, say), commits together, so an interrupted job leaves each call
+        applied or not. Holds the agent's lock throughout: callers may check under the same
+        (re-entrant) lock that nothing changed since they looked.
+        """
+        agent = self._agent(agent_id, create=True)
+        with agent.lock:
+            vectors = [v if v is not None else agent.vectors.get_vector(m.id) for m, v in put]
+            ops = [self._put_op(m, v) for (m, _), v in zip(put, vectors, strict=True)]
+            ops += [Op.delete("memories", memory_id, group=agent_id) for memory_id in delete]
+            self.storage.write([*ops, *extra_ops])
+            fresh = [(m, v) for m, v in put if v is not None]
+            if fresh:
+                agent.put_many([m for m, _ in fresh], np.stack([v for _, v in fresh]))
+            for memory, vector in put:
+                if vector is None:
+                    agent.replace_text(memory, None)
+                self._owners.setdefault(memory.id, set()).add(agent_id)
+            gone = agent.remove(delete)
+            for hook in self.on_indexed if fresh else ():
+                hook([m for m, _ in fresh], np.stack([v for _, v in fresh]))
+            for forgotten in self.on_forgotten if gone else ():
+                forgotten(agent_id, gone)
+            for memory in gone:
+                owners = self._owners.get(memory.id)
+                if owners is not None:
+                    owners.discard(agent_id)
+                    if not owners:
+                        self._owners.pop(memory.id, None)
 
     # -------------------------------------------------------------- access stats
     def touch(self, memories: Iterable[Memory]) -> None:
         """Count a recall hit; persisted by ``flush_access_stats`` (not on the hot path)."""
         now = int(self.clock())
+        touched = list(memories)
         with self._dirty_lock:
-            for memory in memories:
+            for memory in touched:
                 memory.access_count += 1
                 memory.last_accessed_at = now
+                memory.expires_at = self.extended_expiry(memory, now)
                 self._dirty[(memory.agent_id, memory.id)] = memory
+        for memory in touched:
+            self.events.emit(
+                "recalled",
+                agent_id=memory.agent_id,
+                memory_id=memory.id,
+                importance=memory.importance,
+            )
 
     def flush_access_stats(self) -> int:
         """Persist access counters changed since the last flush; returns how many."""

@@ -15,6 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dakera_server.engine.access import Caller
+from dakera_server.engine.lifecycle.decay import (
+    DEFAULT_DECAY_POLICY,
+    DecayPolicy,
+    decayed_importance,
+)
 from dakera_server.engine.memories import MemoryEngine
 from dakera_server.engine.models import Memory
 from dakera_server.engine.rules import MEMORY_TYPES, check_importance, parse_iso_time
@@ -148,9 +153,14 @@ def _recency(memory: Memory, now: float) -> float:
     return math.pow(0.5, age_days / RECENCY_HALF_LIFE_DAYS)
 
 
-def rank_factor(memory: Memory, now: float) -> float:
-    """How importance and recency scale relevance: bounded so relevance dominates."""
-    return (0.7 + 0.3 * memory.importance) * (0.85 + 0.15 * _recency(memory, now))
+def rank_factor(memory: Memory, now: float, policy: DecayPolicy = DEFAULT_DECAY_POLICY) -> float:
+    """How importance and recency scale relevance: bounded so relevance dominates.
+
+    Importance is the *decayed* importance (``lifecycle.decay``): an old, unused memory ranks
+    below an equally relevant fresh one.
+    """
+    importance = decayed_importance(memory, now, policy)
+    return (0.7 + 0.3 * importance) * (0.85 + 0.15 * _recency(memory, now))
 
 
 def recall(
@@ -220,7 +230,7 @@ def recall(
                 ScoredMemory(
                     memory=memory,
                     score=fused,
-                    rank_score=fused * rank_factor(memory, now),
+                    rank_score=fused * rank_factor(memory, now, engine.decay_policy(memory)),
                     vector_score=vector_raw.get(memory_id) if use_vector else None,
                     text_score=text_raw.get(memory_id) if use_text else None,
                 )

@@ -38,6 +38,7 @@ MEMORY_ID_MAX_BYTES = 256
 MAX_TAGS = 50
 MAX_TAG_CHARS = 256
 MAX_METADATA_FIELDS = 100
+MAX_JSON_DEPTH = 32  # security.md: a top-level object is level 1; 33 nested levels are refused
 ALLOWED_RESERVED_METADATA = frozenset({"_dakera_content_date", "_dakera_lang"})
 RESERVED_TAG = "dakera-curated"
 MAX_EVENT_TIME = 10_000_000_000  # 2286-11-20, the contract's upper bound

@@ -8,26 +8,38 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from dakera_server.engine.access import Caller
+from dakera_server.engine.events import EventBus
 from dakera_server.engine.memories import MemoryEngine, NewMemory
 from dakera_server.engine.models import Memory, Session
 from dakera_server.engine.rules import check_agent_id, check_metadata, check_session_id
-from dakera_server.errors import InvalidInput, SessionNotFound
+from dakera_server.errors import InvalidInput, NamespaceAccessDenied, SessionNotFound
 from dakera_server.storage.base import Op
 
 __all__ = ["SessionEngine"]
 
 MAX_IDLE_TIMEOUT = 2_592_000
+MAX_LINKED_IDS = 1000
 
 
 class SessionEngine:
     """All sessions, kept in memory and persisted on every change."""
 
-    def __init__(self, memories: MemoryEngine, *, idle_timeout_secs: int) -> None:
+    def __init__(
+        self,
+        memories: MemoryEngine,
+        *,
+        idle_timeout_secs: int,
+        events: EventBus | None = None,
+    ) -> None:
         self.memories = memories
         self.idle_timeout_secs = idle_timeout_secs
+        self.events = events if events is not None else memories.events
+        # Set where the knowledge graph exists: (agent_id, summary_id, memory_ids) → edges.
+        self.link_summary: Callable[[str, str, list[str]], None] | None = None
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
 
@@ -48,6 +60,9 @@ class SessionEngine:
         """End an idle session lazily, persisting it when that happens."""
         if session.end_if_idle(self._now()):
             self.memories.storage.write([self._op(session)])
+            self.events.emit(
+                "session_ended", agent_id=session.agent_id, session_id=session.id, reason="idle"
+            )
         return session
 
     def get(self, caller: Caller, session_id: str) -> Session:
@@ -72,8 +87,10 @@ class SessionEngine:
         idle_timeout_secs: Any = None,
         session_id: Any = None,
     ) -> Session:
-        """Start a new session for ``agent_id``."""
+        """Start a new session for ``agent_id`` (the key needs the agent's namespace)."""
         agent_id = check_agent_id(agent_id)
+        if not caller.can_see_agent(agent_id):
+            raise NamespaceAccessDenied(f"this key may not start sessions for agent '{agent_id}'")
         if idle_timeout_secs is None:
             timeout = self.idle_timeout_secs
         elif (
@@ -100,6 +117,7 @@ class SessionEngine:
                 raise InvalidInput(f"session '{new_id}' already exists")
             self.memories.storage.write([self._op(session)])
             self._sessions[new_id] = session
+        self.events.emit("session_started", agent_id=agent_id, session_id=new_id)
         return session
 
     def end(self, caller: Caller, session_id: str, summary: Any = None) -> Session:
@@ -120,7 +138,9 @@ class SessionEngine:
             ended.ended_reason = "client"
         if summary is not None and summary.strip():
             ended.summary = summary
-            self.memories.store(
+            # The summary memory is linked to the memories it summarises (consolidation).
+            linked = [m.id for m in self.memories_of(caller, session)]
+            outcome = self.memories.store(
                 caller,
                 [
                     NewMemory(
@@ -129,14 +149,24 @@ class SessionEngine:
                         memory_type="semantic",
                         session_id=session.id,
                         tags=["session-summary"],
-                        metadata={"session_summary": True},
+                        metadata={
+                            "session_summary": True,
+                            "session_memory_ids": linked[:MAX_LINKED_IDS],
+                            "session_memory_count": len(linked),
+                        },
                     )
                 ],
                 extra_ops=[self._op(ended)],
             )
+            if self.link_summary is not None and linked:
+                self.link_summary(session.agent_id, outcome.memories[0].id, linked)
         else:
             self.memories.storage.write([self._op(ended)])
         self._sessions[session_id] = ended
+        if session.active:
+            self.events.emit(
+                "session_ended", agent_id=ended.agent_id, session_id=ended.id, reason="client"
+            )
         return ended
 
     def touch(self, caller: Caller, session_id: str) -> Session:
@@ -147,9 +177,17 @@ class SessionEngine:
             self.memories.storage.write([self._op(session)])
         return session
 
-    def activity_op(self, session_id: str | None) -> tuple[Session | None, list[Op]]:
-        """Bookkeeping for a store into ``session_id``: the session and the op recording it."""
+    def activity_op(
+        self, session_id: str | None, agent_id: str | None = None
+    ) -> tuple[Session | None, list[Op]]:
+        """Bookkeeping for a store into ``session_id``: the session and the op recording it.
+
+        A session of another agent is treated as unknown (the id is then only a label), so a
+        store never touches, or reveals, a session outside the writer's agent.
+        """
         session = self.find(session_id)
+        if session is not None and agent_id is not None and session.agent_id != agent_id:
+            return None, []
         if session is None or not session.active:
             return session, []
         session.last_activity_at = self._now()

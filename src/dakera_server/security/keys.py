@@ -1,91 +1,104 @@
-"""API key secrets: generation, salted hashing, constant-time verification.
+"""The key ring: turns a presented secret into a ``Caller`` (root key + stored keys).
 
-A secret is never stored: only ``HMAC-SHA256(salt, secret)`` with a per-key random salt. The
-root key from ``DAKERA_ROOT_API_KEY`` is hashed the same way at start-up and kept only hashed.
+The root key comes from ``DAKERA_ROOT_API_KEY`` (hashed in memory at start-up, never written)
+or, when none is configured and no key exists yet, is generated once by ``bootstrap`` and kept
+only as a salted hash in the store's meta table. Stored keys live in the engine's ``KeyStore``.
+
+Authentication is one lookup-handle HMAC, one dict lookup and one constant-time verification.
+A well-formed ``dk_`` secret that matches nothing makes the ring check (at most ten times a
+second) whether another process (``dakera-server keys create``) added keys, so a key created
+from the command line works against a running server at once.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
-from dataclasses import dataclass
+import re
+import threading
+import time
 
 import orjson
 
 from dakera_server.engine.access import Caller, Scope
+from dakera_server.engine.keystore import (
+    MAX_SECRET_CHARS,
+    ROOT_KEY_ID,
+    KeyStore,
+    SecretHash,
+    generate_secret,
+)
 from dakera_server.errors import InvalidApiKey
-from dakera_server.storage.base import Op, Store
 
-__all__ = ["KeyRing", "SecretHash", "generate_secret"]
+__all__ = ["ROOT_CALLER", "KeyRing", "SecretHash", "generate_secret"]
 
 ROOT_KEY_META = "root_key_hash"
+SHORT_ROOT_KEY_CHARS = 32
+MISS_REFRESH_INTERVAL = 0.1
+SECRET_SHAPE = re.compile(r"dk_[0-9a-f]{32}")
 
-
-def generate_secret() -> str:
-    """A new key secret: ``dk_`` + 32 hex characters (128 bits)."""
-    return "dk_" + secrets.token_hex(16)
-
-
-@dataclass(frozen=True)
-class SecretHash:
-    """A salted HMAC of a secret."""
-
-    salt: bytes
-    digest: bytes
-
-    @classmethod
-    def of(cls, secret: str, salt: bytes | None = None) -> SecretHash:
-        """Hash ``secret`` with ``salt`` (fresh random salt by default)."""
-        salt = salt if salt is not None else secrets.token_bytes(16)
-        return cls(salt, hmac.new(salt, secret.encode("utf-8"), hashlib.sha256).digest())
-
-    def matches(self, secret: str) -> bool:
-        """Constant-time comparison of ``secret`` against this hash."""
-        candidate = hmac.new(self.salt, secret.encode("utf-8"), hashlib.sha256).digest()
-        return hmac.compare_digest(candidate, self.digest)
-
-    def to_json(self) -> bytes:
-        """Serialised form for the store."""
-        return orjson.dumps({"salt": self.salt.hex(), "digest": self.digest.hex()})
-
-    @classmethod
-    def from_json(cls, data: bytes) -> SecretHash:
-        """Inverse of ``to_json``."""
-        raw = orjson.loads(data)
-        return cls(bytes.fromhex(raw["salt"]), bytes.fromhex(raw["digest"]))
-
-
-ROOT_CALLER = Caller(key_id="root", name="root", scope=Scope.SUPER_ADMIN, namespaces=None)
+ROOT_CALLER = Caller(key_id=ROOT_KEY_ID, name="root", scope=Scope.SUPER_ADMIN, namespaces=None)
 
 
 class KeyRing:
     """Resolves a presented secret to a ``Caller``; holds only hashes."""
 
-    def __init__(self, store: Store, root_key: str | None) -> None:
-        self.store = store
+    def __init__(self, keys: KeyStore, root_key: str | None) -> None:
+        self.keys = keys
         self._root: SecretHash | None = None
+        self._root_lookup: str | None = None
         self.generated_root_key: str | None = None
+        self.root_key_is_short = root_key is not None and len(root_key) < SHORT_ROOT_KEY_CHARS
+        self._miss_lock = threading.Lock()
+        self._last_miss_refresh = 0.0
         if root_key is not None:
             self._root = SecretHash.of(root_key)
+            self._root_lookup = keys.lookup_handle(root_key)
         else:
-            row = store.get_row("meta", ROOT_KEY_META)
-            if row is not None:
-                self._root = SecretHash.from_json(row.payload)
+            stored = keys.meta(ROOT_KEY_META)
+            if stored is not None:
+                raw = orjson.loads(stored)
+                self._root = SecretHash.from_dict(raw)
+                self._root_lookup = raw.get("lookup")
 
     def bootstrap(self) -> str | None:
-        """With no root key configured or stored, make one; returns its secret (shown once)."""
-        if self._root is not None:
+        """With no root key configured or stored and no stored key, make a root key.
+
+        Returns its secret, to be shown once; only its hash is stored.
+        """
+        if self._root is not None or self.keys.count() > 0:
             return None
         secret = generate_secret()
         digest = SecretHash.of(secret)
-        self.store.write([Op.put("meta", ROOT_KEY_META, digest.to_json())])
+        lookup = self.keys.lookup_handle(secret)
+        payload = orjson.dumps({**digest.to_dict(), "lookup": lookup})
+        self.keys.put_meta(ROOT_KEY_META, payload)
         self._root = digest
+        self._root_lookup = lookup
         self.generated_root_key = secret
         return secret
 
     def authenticate(self, secret: str) -> Caller:
-        """The caller for ``secret``; ``InvalidApiKey`` when it matches nothing."""
-        if self._root is not None and self._root.matches(secret):
-            return ROOT_CALLER
-        raise InvalidApiKey("invalid API key")
+        """The caller for ``secret``; ``InvalidApiKey`` / ``ApiKeyExpired`` otherwise."""
+        if len(secret) > MAX_SECRET_CHARS:
+            raise InvalidApiKey("invalid API key")
+        handle = self.keys.lookup_handle(secret)
+        root = self._root
+        if root is not None and (self._root_lookup is None or handle == self._root_lookup):
+            if root.matches(secret):
+                return ROOT_CALLER
+        record = self.keys.find(secret, handle)
+        if record is None and self._refresh_on_miss(secret):
+            record = self.keys.find(secret, handle)
+        if record is None:
+            raise InvalidApiKey("invalid API key")
+        return self.keys.caller_for(record)
+
+    def _refresh_on_miss(self, secret: str) -> bool:
+        """Reload keys another process may have added; at most every ``MISS_REFRESH_INTERVAL``."""
+        if not SECRET_SHAPE.fullmatch(secret):
+            return False
+        now = time.monotonic()
+        with self._miss_lock:
+            if now - self._last_miss_refresh < MISS_REFRESH_INTERVAL:
+                return False
+            self._last_miss_refresh = now
+        return self.keys.refresh_if_changed()

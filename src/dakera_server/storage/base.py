@@ -14,9 +14,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
+    "CurrentCodec",
     "IdentityCodec",
     "Op",
     "PayloadCodec",
@@ -24,7 +25,9 @@ __all__ = [
     "StoredRow",
 ]
 
-Table = Literal["memories", "sessions", "namespaces", "vectors", "api_keys", "edges", "meta"]
+Table = Literal[
+    "memories", "sessions", "namespaces", "vectors", "api_keys", "edges", "meta", "trash"
+]
 
 
 class PayloadCodec(ABC):
@@ -47,6 +50,22 @@ class IdentityCodec(PayloadCodec):
 
     def decode(self, table: str, record_id: str, stored: bytes) -> bytes:
         return stored
+
+
+class CurrentCodec(PayloadCodec):
+    """Follows whatever codec ``holder.codec`` is now, so files written beside the store
+    (snapshots, the event log) switch keys when a rotation swaps the store's codec."""
+
+    def __init__(self, holder: Any) -> None:
+        self.holder = holder
+
+    def encode(self, table: str, record_id: str, plaintext: bytes) -> bytes:
+        codec: PayloadCodec = self.holder.codec
+        return codec.encode(table, record_id, plaintext)
+
+    def decode(self, table: str, record_id: str, stored: bytes) -> bytes:
+        codec: PayloadCodec = self.holder.codec
+        return codec.decode(table, record_id, stored)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,6 +18,8 @@ from dakera_server.storage.base import IdentityCodec, Op, PayloadCodec, Store, S
 __all__ = ["SqliteStore", "map_sqlite_errors"]
 
 TABLES: tuple[Table, ...] = ("memories", "sessions", "namespaces", "vectors", "api_keys", "edges")
+# Tables added by later migrations (the first migration must keep creating exactly TABLES).
+LATER_TABLES: tuple[Table, ...] = ("trash",)
 
 # Each entry migrates the schema from version i to i+1; never edit a released entry.
 MIGRATIONS: tuple[str, ...] = (
@@ -32,12 +34,24 @@ MIGRATIONS: tuple[str, ...] = (
         for table in TABLES
     )
     + "\nCREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);",
+    # 2: restorable copies of memories removed by deduplication/consolidation (lifecycle).
+    """CREATE TABLE trash (
+        grp TEXT NOT NULL,
+        key TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        vector BLOB,
+        PRIMARY KEY (grp, key)
+    );""",
 )
+
+
+PLAIN_META_PREFIX = "plain:"
+PROGRESS_EVERY = 2000
 
 
 def _checked(table: str) -> str:
     """Table names are interpolated into SQL, so only the declared ones pass."""
-    if table != "meta" and table not in TABLES:
+    if table != "meta" and table not in TABLES and table not in LATER_TABLES:
         raise StorageError(f"unknown table {table!r}")
     return table
 
@@ -58,6 +72,9 @@ def map_sqlite_errors() -> Iterator[None]:
         raise StorageError("the store could not complete the operation") from exc
 
 
+_IDENTITY = IdentityCodec()
+
+
 class SqliteStore(Store):
     """The embedded default store: one SQLite file under the data directory."""
 
@@ -73,6 +90,9 @@ class SqliteStore(Store):
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("PRAGMA foreign_keys=ON")
+            # Deleted content is zeroed, and temporary tables stay in memory, never in a file.
+            self._conn.execute("PRAGMA secure_delete=ON")
+            self._conn.execute("PRAGMA temp_store=MEMORY")
             self._migrate()
 
     def _migrate(self) -> None:
@@ -119,7 +139,7 @@ class SqliteStore(Store):
             if op.kind == "put":
                 return "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (
                     row.key,
-                    self.codec.encode("meta", row.key, row.payload),
+                    self._meta_codec(row.key).encode("meta", row.key, row.payload),
                 )
             return "DELETE FROM meta WHERE key = ?", (row.key,)
         if op.kind == "put":
@@ -153,7 +173,7 @@ class SqliteStore(Store):
             with self._lock, map_sqlite_errors():
                 rows = self._conn.execute("SELECT key, value FROM meta").fetchall()
             for key, value in rows:
-                yield StoredRow("meta", key, "", self.codec.decode("meta", key, value))
+                yield StoredRow("meta", key, "", self._meta_codec(key).decode("meta", key, value))
             return
         sql = f"SELECT grp, key, payload, vector FROM {_checked(table)}"
         params: tuple[str, ...] = ()
@@ -174,7 +194,9 @@ class SqliteStore(Store):
                 return (
                     None
                     if found is None
-                    else StoredRow("meta", key, "", self.codec.decode("meta", key, found[0]))
+                    else StoredRow(
+                        "meta", key, "", self._meta_codec(key).decode("meta", key, found[0])
+                    )
                 )
             row = self._conn.execute(
                 f"SELECT payload, vector FROM {_checked(table)} WHERE grp = ? AND key = ?",
@@ -190,6 +212,91 @@ class SqliteStore(Store):
             params = (group,)
         with self._lock, map_sqlite_errors():
             return int(self._conn.execute(sql, params).fetchone()[0])
+
+    def _meta_codec(self, key: str) -> PayloadCodec:
+        # Meta rows named plain:* describe the encryption itself (salt, key check value) and
+        # must be readable before the key is known; they never hold secrets or content.
+        return _IDENTITY if key.startswith(PLAIN_META_PREFIX) else self.codec
+
+    def reencode(
+        self,
+        new_codec: PayloadCodec,
+        *,
+        batch_rows: int | None = None,
+        extra_ops: Sequence[Op] = (),
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Rewrite every payload and vector with ``new_codec``; returns the rows rewritten.
+
+        With ``batch_rows=None`` the whole store is rewritten in ONE transaction together with
+        ``extra_ops`` (a key rotation: either every record is under the new key or none is).
+        With a batch size, each batch commits on its own (an in-place encryption that can resume:
+        the old codec must then read both forms). Writers wait on the store lock meanwhile, so a
+        write arriving during the rewrite lands afterwards, under the new codec.
+        """
+        old_codec = self.codec
+        done = 0
+        with self._lock, map_sqlite_errors():
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for table in (*TABLES, *LATER_TABLES):
+                    rows = self._conn.execute(
+                        f"SELECT grp, key, payload, vector FROM {_checked(table)}"
+                    ).fetchall()
+                    for grp, key, payload, vector in rows:
+                        record_id = f"{grp}/{key}"
+                        plain = old_codec.decode(table, record_id, payload)
+                        plain_vector = (
+                            None
+                            if vector is None
+                            else old_codec.decode(table + ".vector", record_id, vector)
+                        )
+                        self._conn.execute(
+                            f"UPDATE {table} SET payload = ?, vector = ? WHERE grp = ? AND key = ?",
+                            (
+                                new_codec.encode(table, record_id, plain),
+                                None
+                                if plain_vector is None
+                                else new_codec.encode(table + ".vector", record_id, plain_vector),
+                                grp,
+                                key,
+                            ),
+                        )
+                        done += 1
+                        if batch_rows is not None and done % batch_rows == 0:
+                            self._conn.execute("COMMIT")
+                            self._conn.execute("BEGIN IMMEDIATE")
+                        if progress is not None and done % PROGRESS_EVERY == 0:
+                            progress(done)
+                meta = self._conn.execute("SELECT key, value FROM meta").fetchall()
+                for key, value in meta:
+                    if key.startswith(PLAIN_META_PREFIX):
+                        continue
+                    plain = old_codec.decode("meta", key, value)
+                    self._conn.execute(
+                        "UPDATE meta SET value = ? WHERE key = ?",
+                        (new_codec.encode("meta", key, plain), key),
+                    )
+                    done += 1
+                self.codec = new_codec
+                for sql, params in (self._encode(op) for op in extra_ops):
+                    self._conn.execute(sql, params)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self.codec = old_codec
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+        if progress is not None:
+            progress(done)
+        return done
+
+    def scrub(self) -> None:
+        """Overwrite freed pages and fold the WAL back, so no old page image stays on disk."""
+        with self._lock, map_sqlite_errors():
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._conn.execute("VACUUM")
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
         with self._lock, map_sqlite_errors():

@@ -1,0 +1,131 @@
+"""Issue 2 performance: store/recall latency through the SDK, batch throughput, start-up time.
+
+Run (server started by the script as a subprocess on a free port, data in a temp dir):
+
+    .venv/bin/python bench/memory.py                 # 10,000 memories, 100,000 for start-up
+    .venv/bin/python bench/memory.py --n 2000 --startup-n 20000   # quicker
+
+Targets (issue 2, 2 cores): single store p50 ≤ 15 ms, batch store ≥ 200 memories/s, recall p50 ≤
+15 ms and p95 ≤ 30 ms over HTTP through the SDK with 10,000 memories in one agent, start-up with
+100,000 memories ≤ 20 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from dakera import DakeraClient
+from dakera.models import BatchStoreMemoryItem, BatchStoreMemoryRequest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.textgen import memory_texts, queries  # noqa: E402
+from dakera_server.engine.memories import new_memory_id  # noqa: E402
+from dakera_server.engine.models import Memory  # noqa: E402
+from dakera_server.storage.base import Op  # noqa: E402
+from dakera_server.storage.sqlite import SqliteStore  # noqa: E402
+from tests.conftest import ROOT_KEY  # noqa: E402
+from tests.processes import spawn_server  # noqa: E402
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def bench_live(n: int, work: Path) -> dict[str, float]:
+    server = spawn_server(work / "live", work / "live.log")
+    try:
+        client = DakeraClient(server.url, api_key=ROOT_KEY, timeout=120)
+        texts = memory_texts(n)
+        started = time.perf_counter()
+        for i in range(0, n, 500):
+            client.store_memories_batch(
+                BatchStoreMemoryRequest(
+                    agent_id="bench",
+                    memories=[BatchStoreMemoryItem(content=t) for t in texts[i : i + 500]],
+                )
+            )
+        batch_rate = n / (time.perf_counter() - started)
+        store_ms = []
+        for text in memory_texts(200, seed=99):
+            t0 = time.perf_counter()
+            client.store_memory("bench", text)
+            store_ms.append((time.perf_counter() - t0) * 1000)
+        recall_ms = []
+        for query in queries(300):
+            t0 = time.perf_counter()
+            client.recall("bench", query, top_k=10)
+            recall_ms.append((time.perf_counter() - t0) * 1000)
+        client.close()
+    finally:
+        server.stop()
+    return {
+        "memories": n,
+        "batch_store_per_s": batch_rate,
+        "store_p50_ms": statistics.median(store_ms),
+        "store_p95_ms": pct(store_ms, 0.95),
+        "recall_p50_ms": statistics.median(recall_ms),
+        "recall_p95_ms": pct(recall_ms, 0.95),
+    }
+
+
+def bench_startup(n: int, work: Path, base_vectors: np.ndarray) -> dict[str, float]:
+    """Fill a data dir with ``n`` memories directly (vectors: real MiniLM embeddings of
+    generated text, re-used with small noise past the embedded set), then time start-up."""
+    data_dir = work / "startup"
+    store = SqliteStore(data_dir / "dakera.db")
+    rng = np.random.default_rng(3)
+    texts = memory_texts(n, seed=5)
+    now = int(time.time())
+    for i in range(0, n, 5000):
+        ops = []
+        for j in range(i, min(n, i + 5000)):
+            vector = base_vectors[j % len(base_vectors)] + rng.normal(0, 0.02, 384)
+            vector = (vector / np.linalg.norm(vector)).astype(np.float32)
+            memory = Memory(
+                id=new_memory_id(), agent_id="big", content=texts[j], created_at=now,
+                updated_at=now, last_accessed_at=now,
+            )
+            ops.append(
+                Op.put("memories", memory.id, memory.to_payload(), group="big",
+                       vector=vector.tobytes())
+            )
+        store.write(ops)
+    store.close()
+    started = time.perf_counter()
+    server = spawn_server(data_dir, work / "startup.log")
+    elapsed = time.perf_counter() - started
+    server.stop()
+    return {"startup_memories": n, "startup_s": elapsed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--startup-n", type=int, default=100_000)
+    args = parser.parse_args()
+    from dakera_server.engine.embeddings import create_provider
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        live = bench_live(args.n, work)
+        base = create_provider("builtin").embed(memory_texts(5000, seed=5)).vectors
+        startup = bench_startup(args.startup_n, work, base)
+    result = {**live, **startup}
+    print("| measure | value |\n|---|---|")
+    for key, value in result.items():
+        print(f"| {key} | {value:.2f} |" if isinstance(value, float) else f"| {key} | {value} |")
+    print("SUMMARY " + json.dumps({k: round(v, 3) for k, v in result.items()}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,426 @@
+"""The knowledge graph over memories: typed edges per agent, persisted, held in memory.
+
+Edge kinds (dakera-api.md §3.12):
+
+* ``linked_by`` — an explicit link (``POST /v1/memories/{id}/links``), weight 1.0, optional label;
+* ``related_to`` — added when a memory is stored, towards the nearest existing memories of the
+  same agent whose cosine similarity reaches ``DAKERA_GRAPH_SIMILARITY_THRESHOLD`` (0.85);
+  ``similar_to`` is accepted as an alias wherever edge types are filtered;
+* ``shares_entity`` — added when a memory is stored, towards the latest memories of the agent
+  that mention the same entity (person, place, organisation, dated day, product, URL, e-mail);
+  the label names the entity, the weight is the extractor's score;
+* ``precedes`` / ``supersedes`` — recorded for other engine parts (session summaries,
+  consolidation) through ``add_edges``.
+
+Entities are graph nodes too: every memory's entities are kept here (``entities_of``) and an
+index entity → memories connects the memories that mention it. Each new mention links to at
+most ``ENTITY_LINKS`` earlier ones, so a name that occurs in every memory of an agent costs a
+few edges per memory, not a quadratic number.
+
+Persistence: the store's ``edges`` table, group = agent id, key ``from|type|to`` for an edge and
+``<memory_id>|@entities`` for a memory's entities (memory ids cannot contain ``|``). Derived
+edges and entities are written right after the memory's own commit; at start-up, edges whose
+memories are gone are dropped and memories without entities get them again, so a crash between
+the two writes loses at most the ``related_to`` edges of the memories in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+from dakera_server.engine.access import Caller, Scope, agent_namespace
+from dakera_server.engine.agents import AgentMemories
+from dakera_server.engine.entities import Entity
+from dakera_server.engine.extraction import EntityService
+from dakera_server.engine.memories import MemoryEngine
+from dakera_server.engine.models import Memory
+from dakera_server.errors import InvalidInput, MemoryNotFound, StorageError, Unavailable
+from dakera_server.storage.base import Op
+
+__all__ = [
+    "EDGE_TYPES",
+    "SYSTEM",
+    "AgentGraph",
+    "Edge",
+    "KnowledgeGraph",
+    "parse_edge_types",
+]
+
+logger = logging.getLogger("dakera_server.graph")
+
+EDGE_TYPES = ("related_to", "shares_entity", "precedes", "linked_by", "supersedes")
+EDGE_TYPE_ALIASES = {"similar_to": "related_to", "similar": "related_to"}
+AUTOMATIC = frozenset({"related_to", "shares_entity"})
+SIMILAR_PER_MEMORY = 5
+ENTITY_LINKS = 3
+ENTITIES_SUFFIX = "|@entities"
+MAX_LABEL_CHARS = 256
+WRITE_BATCH = 2000
+# The graph maintains itself for every agent; this caller is never exposed to requests.
+SYSTEM = Caller(key_id="system", name="system", scope=Scope.SUPER_ADMIN, namespaces=None)
+
+
+def parse_edge_types(value: Any) -> frozenset[str] | None:
+    """Edge type filter from a list or comma-separated string; None = every type."""
+    if value is None or value == "" or value == []:
+        return None
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise InvalidInput("'edge_type' must be a comma-separated list of edge types")
+    types = set()
+    for item in items:
+        name = item.strip().lower()
+        name = EDGE_TYPE_ALIASES.get(name, name)
+        if name not in EDGE_TYPES:
+            raise InvalidInput(
+                f"unknown edge type '{item.strip()}'; known: {', '.join(EDGE_TYPES)}"
+            )
+        types.add(name)
+    return frozenset(types)
+
+
+@dataclass(slots=True)
+class Edge:
+    """A directed, typed edge between two memories of one agent."""
+
+    from_id: str
+    to_id: str
+    edge_type: str
+    weight: float
+    created_at: int
+    label: str | None = None
+
+    @property
+    def key(self) -> str:
+        """``from|type|to``: the edge's identity (one edge per type per ordered pair)."""
+        return f"{self.from_id}|{self.edge_type}|{self.to_id}"
+
+    def other(self, node: str) -> str:
+        """The endpoint that is not ``node``."""
+        return self.to_id if node == self.from_id else self.from_id
+
+    def to_wire(self) -> dict[str, Any]:
+        """The edge object of §3.12 (``label`` only when set)."""
+        wire: dict[str, Any] = {
+            "from_id": self.from_id,
+            "to_id": self.to_id,
+            "edge_type": self.edge_type,
+            "weight": self.weight,
+            "created_at": self.created_at,
+        }
+        if self.label is not None:
+            wire["label"] = self.label
+        return wire
+
+    def to_payload(self) -> bytes:
+        """Persisted bytes (same fields as the wire form)."""
+        return orjson.dumps(self.to_wire())
+
+    @classmethod
+    def from_payload(cls, payload: bytes) -> Edge:
+        """Rebuild from ``to_payload``."""
+        data = orjson.loads(payload)
+        return cls(
+            data["from_id"],
+            data["to_id"],
+            data["edge_type"],
+            float(data["weight"]),
+            int(data["created_at"]),
+            data.get("label"),
+        )
+
+
+class AgentGraph:
+    """One agent's edges (by key and by node), entities per memory, and entity mentions."""
+
+    def __init__(self, agent_id: str) -> None:
+        self.agent_id = agent_id
+        self.edges: dict[str, Edge] = {}
+        self.adjacency: dict[str, dict[str, Edge]] = {}
+        self.entities: dict[str, tuple[Entity, ...]] = {}
+        self.mentions: dict[str, dict[str, None]] = {}
+        self.lock = threading.RLock()
+
+    def add(self, edge: Edge) -> None:
+        """Insert or replace ``edge``."""
+        key = edge.key
+        self.edges[key] = edge
+        self.adjacency.setdefault(edge.from_id, {})[key] = edge
+        self.adjacency.setdefault(edge.to_id, {})[key] = edge
+
+    def remove(self, key: str) -> Edge | None:
+        """Drop one edge; returns it if it existed."""
+        edge = self.edges.pop(key, None)
+        if edge is not None:
+            for node in (edge.from_id, edge.to_id):
+                around = self.adjacency.get(node)
+                if around is not None:
+                    around.pop(key, None)
+                    if not around:
+                        del self.adjacency[node]
+        return edge
+
+    def drop(self, memory_id: str, *, automatic_only: bool = False) -> list[Edge]:
+        """Remove the memory's edges (only derived ones with ``automatic_only``) and its
+        entity mentions; returns the removed edges."""
+        around = list(self.adjacency.get(memory_id, {}).values())
+        removed = [e for e in around if not automatic_only or e.edge_type in AUTOMATIC]
+        for edge in removed:
+            self.remove(edge.key)
+        for entity in self.entities.pop(memory_id, ()):
+            key = entity.key
+            if key is not None and key in self.mentions:
+                self.mentions[key].pop(memory_id, None)
+                if not self.mentions[key]:
+                    del self.mentions[key]
+        return removed
+
+    def set_entities(self, memory_id: str, entities: Sequence[Entity]) -> None:
+        """Record a memory's entities and index its mentions (appended: newest last)."""
+        self.entities[memory_id] = tuple(entities)
+        for entity in entities:
+            if entity.key is not None:
+                self.mentions.setdefault(entity.key, {})[memory_id] = None
+
+    def latest_mentions(self, key: str, count: int, exclude: str) -> list[str]:
+        """Up to ``count`` memories that mention ``key`` most recently, other than ``exclude``."""
+        found: list[str] = []
+        for memory_id in reversed(self.mentions.get(key, {})):
+            if memory_id != exclude:
+                found.append(memory_id)
+                if len(found) == count:
+                    break
+        return found
+
+
+def _entities_payload(entities: Sequence[Entity]) -> bytes:
+    return orjson.dumps([e.to_payload() for e in entities])
+
+
+class KnowledgeGraph:
+    """All agents' graphs: the store hooks that grow them, links, and persistence."""
+
+    def __init__(
+        self,
+        memories: MemoryEngine,
+        entities: EntityService,
+        *,
+        similarity_threshold: float,
+    ) -> None:
+        self.memories = memories
+        self.entities = entities
+        self.similarity_threshold = similarity_threshold
+        self._graphs: dict[str, AgentGraph] = {}
+        self._lock = threading.Lock()
+
+    def graph(self, agent_id: str, *, create: bool = False) -> AgentGraph | None:
+        """The agent's graph (created empty when ``create``)."""
+        with self._lock:
+            graph = self._graphs.get(agent_id)
+            if graph is None and create:
+                graph = self._graphs[agent_id] = AgentGraph(agent_id)
+            return graph
+
+    def _write(self, ops: list[Op]) -> None:
+        """Persist derived data; a failure is logged, not raised (the memory is already stored)."""
+        for start in range(0, len(ops), WRITE_BATCH):
+            try:
+                self.memories.storage.write(ops[start : start + WRITE_BATCH])
+            except (StorageError, Unavailable) as exc:
+                logger.warning("could not persist %d graph records: %s", len(ops), exc.message)
+
+    # ------------------------------------------------------------------ start-up
+    def load(self) -> tuple[int, int]:
+        """Read edges and entities, drop what points at missing memories, extract what is
+        missing. Returns (edges, memories whose entities were extracted now)."""
+        agents = {a: self.memories.agent(SYSTEM, a) for a in self.memories.agent_ids(SYSTEM)}
+        stale: list[Op] = []
+        for row in self.memories.storage.iter_rows("edges"):
+            agent = agents.get(row.group)
+            graph = self.graph(row.group, create=True)
+            assert graph is not None
+            if row.key.endswith(ENTITIES_SUFFIX):
+                memory_id = row.key[: -len(ENTITIES_SUFFIX)]
+                if agent is None or memory_id not in agent.memories:
+                    stale.append(Op.delete("edges", row.key, group=row.group))
+                    continue
+                graph.entities[memory_id] = tuple(
+                    Entity.from_payload(item) for item in orjson.loads(row.payload)
+                )
+                continue
+            edge = Edge.from_payload(row.payload)
+            if (
+                agent is None
+                or edge.from_id not in agent.memories
+                or edge.to_id not in agent.memories
+            ):
+                stale.append(Op.delete("edges", row.key, group=row.group))
+                continue
+            graph.add(edge)
+        fresh: list[Op] = []
+        for agent_id, agent in agents.items():
+            if agent is None:
+                continue
+            graph = self.graph(agent_id, create=True)
+            assert graph is not None
+            namespace = agent_namespace(agent_id)
+            for memory in sorted(agent.memories.values(), key=lambda m: (m.created_at, m.id)):
+                known = graph.entities.get(memory.id)
+                if known is None:
+                    known = tuple(self.entities.for_memory(memory, namespace))
+                    payload = _entities_payload(known)
+                    fresh.append(
+                        Op.put("edges", memory.id + ENTITIES_SUFFIX, payload, group=agent_id)
+                    )
+                graph.set_entities(memory.id, known)
+        self._write(stale + fresh)
+        with self._lock:
+            edges = sum(len(g.edges) for g in self._graphs.values())
+        return edges, len(fresh)
+
+    # ------------------------------------------------------------------ hooks
+    def memories_indexed(
+        self, memories: Sequence[Memory], vectors: npt.NDArray[np.float32]
+    ) -> None:
+        """After a store (or a content update) is committed and indexed: derive entities,
+        ``related_to`` and ``shares_entity`` edges for each memory, replacing old derived ones."""
+        by_agent: dict[str, list[int]] = {}
+        for index, memory in enumerate(memories):
+            by_agent.setdefault(memory.agent_id, []).append(index)
+        ops: list[Op] = []
+        for agent_id, indexes in by_agent.items():
+            agent = self.memories.agent(SYSTEM, agent_id)
+            graph = self.graph(agent_id, create=True)
+            if agent is None or graph is None:
+                continue
+            order = {memories[i].id: position for position, i in enumerate(indexes)}
+            for position, i in enumerate(indexes):
+                ops.extend(self._derive(agent, graph, memories[i], vectors[i], order, position))
+        self._write(ops)
+
+    def _derive(
+        self,
+        agent: AgentMemories,
+        graph: AgentGraph,
+        memory: Memory,
+        vector: npt.NDArray[np.float32],
+        batch: dict[str, int],
+        position: int,
+    ) -> list[Op]:
+        now = int(self.memories.clock())
+        group = graph.agent_id
+
+        # Within a batch, a pair is linked once, from the later memory to the earlier one. No
+        # ``allow`` filter: a Python predicate per indexed id would make a 1,000-memory batch
+        # into an agent of 10,000 cost 10 million calls; a few spare results do the job.
+        spare = 1 + min(len(batch) - 1, SIMILAR_PER_MEMORY)
+        hits = [
+            (other, score)
+            for other, score in agent.vectors.search(vector, SIMILAR_PER_MEMORY + spare)
+            if other != memory.id and batch.get(other, -1) < position
+        ][:SIMILAR_PER_MEMORY]
+        new = [
+            Edge(memory.id, other, "related_to", round(float(score), 4), now)
+            for other, score in hits
+            if score >= self.similarity_threshold
+        ]
+        entities = self.entities.for_memory(memory, agent_namespace(group))
+        with graph.lock:
+            dropped = graph.drop(memory.id, automatic_only=True)
+            for entity in entities:
+                if entity.key is None:
+                    continue
+                for other in graph.latest_mentions(entity.key, ENTITY_LINKS, memory.id):
+                    edge = Edge(memory.id, other, "shares_entity", entity.score, now, entity.value)
+                    if edge.key not in graph.edges and other in agent.memories:
+                        graph.add(edge)
+                        new.append(edge)
+            for edge in new:
+                graph.add(edge)
+            graph.set_entities(memory.id, entities)
+        keep = {e.key for e in new}
+        ops = [Op.delete("edges", e.key, group=group) for e in dropped if e.key not in keep]
+        ops.extend(Op.put("edges", e.key, e.to_payload(), group=group) for e in new)
+        ops.append(
+            Op.put("edges", memory.id + ENTITIES_SUFFIX, _entities_payload(entities), group=group)
+        )
+        return ops
+
+    def memories_forgotten(self, agent_id: str, removed: Sequence[Memory]) -> None:
+        """After memories are deleted: their edges and entities go too."""
+        graph = self.graph(agent_id)
+        if graph is None:
+            return
+        ops: list[Op] = []
+        with graph.lock:
+            for memory in removed:
+                ops.extend(Op.delete("edges", e.key, group=agent_id) for e in graph.drop(memory.id))
+                ops.append(Op.delete("edges", memory.id + ENTITIES_SUFFIX, group=agent_id))
+        self._write(ops)
+
+    # ------------------------------------------------------------------ writes
+    def add_edges(self, agent_id: str, edges: Iterable[Edge]) -> None:
+        """Record edges between memories of ``agent_id`` (for other engine parts); edges whose
+        endpoints are not memories of the agent are skipped."""
+        agent = self.memories.agent(SYSTEM, agent_id)
+        graph = self.graph(agent_id, create=True)
+        if agent is None or graph is None:
+            return
+        ops = []
+        with graph.lock:
+            for edge in edges:
+                if edge.edge_type not in EDGE_TYPES or edge.from_id == edge.to_id:
+                    continue
+                if edge.from_id in agent.memories and edge.to_id in agent.memories:
+                    graph.add(edge)
+                    ops.append(Op.put("edges", edge.key, edge.to_payload(), group=agent_id))
+        self.memories.storage.write(ops)
+
+    def link(
+        self, caller: Caller, source_id: str, target_id: Any, agent_id: Any, label: Any
+    ) -> Edge:
+        """An explicit ``linked_by`` edge between two memories of one agent (idempotent: a second
+        link replaces the label). Both must be visible; links across agents are refused."""
+        if not isinstance(target_id, str) or not target_id:
+            raise InvalidInput("'target_id' must be a memory id")
+        if label is not None and (not isinstance(label, str) or len(label) > MAX_LABEL_CHARS):
+            raise InvalidInput(f"'label' must be a string of at most {MAX_LABEL_CHARS} characters")
+        if source_id == target_id:
+            raise InvalidInput("a memory cannot be linked to itself")
+        source = self.memories.get(caller, source_id, agent_id)
+        try:
+            target = self.memories.get(caller, target_id, agent_id)
+        except MemoryNotFound:
+            elsewhere = self._holder(caller, target_id)
+            if elsewhere is not None:
+                raise InvalidInput(
+                    f"memory '{target_id}' belongs to another agent; links across agents "
+                    "are not allowed"
+                ) from None
+            raise
+        edge = Edge(source.id, target.id, "linked_by", 1.0, int(self.memories.clock()), label)
+        self.add_edges(source.agent_id, [edge])
+        return edge
+
+    def _holder(self, caller: Caller, memory_id: str) -> str | None:
+        try:
+            return self.memories.get(caller, memory_id, None).agent_id
+        except (MemoryNotFound, InvalidInput):
+            return None
+
+    def entities_of(self, caller: Caller, memory_id: str) -> tuple[Memory, list[Entity]]:
+        """A visible memory and its entities (404 when invisible or unknown)."""
+        memory = self.memories.get(caller, memory_id, None)
+        graph = self.graph(memory.agent_id)
+        if graph is None:
+            return memory, []
+        with graph.lock:
+            return memory, list(graph.entities.get(memory.id, ()))

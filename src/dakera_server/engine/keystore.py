@@ -1,0 +1,640 @@
+"""API keys: records, lifecycle (create, update, rotate, deactivate, delete) and lookup.
+
+A secret is never stored. Each record keeps a salted HMAC-SHA256 of its secret, compared in
+constant time, and a *lookup handle*: HMAC-SHA256 of the secret under a server-wide random
+pepper (kept in the store's meta table), cut to 64 bits. The handle indexes the records, so
+authenticating costs one dict lookup and two HMACs however many keys exist; no scan, and the
+handle alone cannot be reversed into the secret.
+
+Several processes may share a data directory (the server and ``dakera-server keys``). Every key
+write also stores a fresh token in the meta row ``api_keys_version``; ``refresh_if_changed``
+re-reads the keys only when that token is not the one this process last saw, so a key created
+or revoked from the command line reaches a running server without a restart.
+
+Who may manage which key (dakera-api.md §4.10, §9): an unrestricted super_admin manages every
+key; anyone else only keys whose scope is at most theirs and whose every grant lies inside their
+own grants. Keys outside that reach answer exactly like keys that do not exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import Any
+
+import orjson
+
+from dakera_server.engine.access import Caller, Scope
+from dakera_server.engine.events import EventBus
+from dakera_server.engine.keyusage import UsageBook
+from dakera_server.errors import (
+    ApiKeyExpired,
+    ApiKeyNotFound,
+    Conflict,
+    DakeraError,
+    InvalidApiKey,
+    InvalidInput,
+    NamespaceAccessDenied,
+    NamespaceNotFound,
+    StorageError,
+)
+from dakera_server.storage.base import Op, Store
+
+__all__ = [
+    "ROOT_KEY_ID",
+    "KeyRecord",
+    "KeyStore",
+    "SecretHash",
+    "generate_secret",
+]
+
+logger = logging.getLogger("dakera_server.keys")
+
+KEY_GROUP = "key"
+PEPPER_META = "api_key_pepper"
+VERSION_META = "api_keys_version"
+ROOT_KEY_ID = "root"
+MAX_NAME_CHARS = 128
+MAX_GRANTS = 100
+MAX_GRANT_BYTES = 255
+MAX_EXPIRES_IN_DAYS = 36_500
+MAX_GRACE_SECS = 604_800
+# A presented string longer than this is refused before any hashing.
+MAX_SECRET_CHARS = 512
+KEY_ID_PATTERN = re.compile(r"dk_key_[0-9a-f]{8}")
+GRANT_PATTERN = re.compile(r"^(\*|[A-Za-z0-9_][A-Za-z0-9_.:\-]*\*?)$")
+INERT_GRANTS = frozenset({"_dakera_sessions", "_dakera_embedding_models"})
+CREATE_WARNING = "Save this key — it will not be shown again."
+
+
+def generate_secret() -> str:
+    """A new key secret: ``dk_`` + 32 hex characters (128 random bits)."""
+    return "dk_" + secrets.token_hex(16)
+
+
+def _new_key_id() -> str:
+    return "dk_key_" + secrets.token_hex(4)
+
+
+@dataclass(frozen=True)
+class SecretHash:
+    """A salted HMAC-SHA256 of a secret; the only form in which a secret is kept."""
+
+    salt: bytes
+    digest: bytes
+
+    @classmethod
+    def of(cls, secret: str, salt: bytes | None = None) -> SecretHash:
+        """Hash ``secret`` with ``salt`` (a fresh random salt by default)."""
+        salt = salt if salt is not None else secrets.token_bytes(16)
+        return cls(salt, hmac.digest(salt, secret.encode("utf-8"), hashlib.sha256))
+
+    def matches(self, secret: str) -> bool:
+        """Constant-time comparison of ``secret`` against this hash."""
+        candidate = hmac.digest(self.salt, secret.encode("utf-8"), hashlib.sha256)
+        return hmac.compare_digest(candidate, self.digest)
+
+    def to_dict(self) -> dict[str, str]:
+        """JSON-able form."""
+        return {"salt": self.salt.hex(), "digest": self.digest.hex()}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> SecretHash:
+        """Inverse of ``to_dict``."""
+        return cls(bytes.fromhex(raw["salt"]), bytes.fromhex(raw["digest"]))
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """One stored key, without its secret.
+
+    ``active`` is cleared by deactivation; ``active_until`` is set by a rotation with a grace
+    period (the old key works until then). ``namespaces`` is ``None`` for every namespace.
+    """
+
+    key_id: str
+    name: str
+    scope: Scope
+    namespaces: tuple[str, ...] | None
+    created_at: int
+    expires_at: int | None
+    lookup: str
+    secret_hash: SecretHash
+    active: bool = True
+    active_until: int | None = None
+    created_by: str = ""
+    rotated_to: str | None = None
+
+    def is_active(self, now: float) -> bool:
+        """Not deactivated, and not past a rotation's grace period."""
+        return self.active and (self.active_until is None or now < self.active_until)
+
+    def is_expired(self, now: float) -> bool:
+        """Past ``expires_at``."""
+        return self.expires_at is not None and now >= self.expires_at
+
+    @cached_property
+    def caller(self) -> Caller:
+        """The caller a request with this key acts as (built once per record)."""
+        return Caller(self.key_id, self.name, self.scope, self.namespaces, self.expires_at)
+
+    def reaches(self, namespace: str) -> bool:
+        """Whether the key is *restricted* to grants that include ``namespace``."""
+        return self.namespaces is not None and self.caller.can_see(namespace)
+
+    def to_wire(self, now: float) -> dict[str, Any]:
+        """The KeyInfo object (dakera-api.md §3.11); never the secret."""
+        wire: dict[str, Any] = {
+            "key_id": self.key_id,
+            "name": self.name,
+            "scope": self.scope.wire,
+            "namespaces": None if self.namespaces is None else list(self.namespaces),
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "active": self.is_active(now),
+            "expired": self.is_expired(now),
+            "grants_version": 1,
+            "inert_namespaces": [g for g in self.namespaces or () if g in INERT_GRANTS],
+        }
+        if self.active_until is not None:
+            wire["active_until"] = self.active_until
+        return wire
+
+    def to_payload(self) -> bytes:
+        """Stored form: everything but the secret, which was never known to the record."""
+        return orjson.dumps(
+            {
+                "key_id": self.key_id,
+                "name": self.name,
+                "scope": self.scope.wire,
+                "namespaces": None if self.namespaces is None else list(self.namespaces),
+                "created_at": self.created_at,
+                "expires_at": self.expires_at,
+                "lookup": self.lookup,
+                "hash": self.secret_hash.to_dict(),
+                "active": self.active,
+                "active_until": self.active_until,
+                "created_by": self.created_by,
+                "rotated_to": self.rotated_to,
+            }
+        )
+
+    @classmethod
+    def from_payload(cls, data: bytes) -> KeyRecord:
+        """Inverse of ``to_payload``."""
+        raw = orjson.loads(data)
+        grants = raw.get("namespaces")
+        return cls(
+            key_id=raw["key_id"],
+            name=raw["name"],
+            scope=Scope.parse(raw["scope"]),
+            namespaces=None if grants is None else tuple(grants),
+            created_at=int(raw["created_at"]),
+            expires_at=raw.get("expires_at"),
+            lookup=raw["lookup"],
+            secret_hash=SecretHash.from_dict(raw["hash"]),
+            active=bool(raw.get("active", True)),
+            active_until=raw.get("active_until"),
+            created_by=raw.get("created_by", ""),
+            rotated_to=raw.get("rotated_to"),
+        )
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """A freshly made key: its record and its secret (shown once, then forgotten)."""
+
+    record: KeyRecord
+    secret: str = field(repr=False)
+
+
+# ------------------------------------------------------------------------------ validation
+def check_key_name(value: Any) -> str:
+    """A key name: a non-blank string of at most 128 characters."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput("'name' must be a non-empty string")
+    if len(value) > MAX_NAME_CHARS:
+        raise InvalidInput(f"'name' is longer than {MAX_NAME_CHARS} characters")
+    return value
+
+
+def check_scope(value: Any, *, at_most: Scope = Scope.SUPER_ADMIN) -> Scope:
+    """``read|write|admin|super_admin`` (up to ``at_most``) → Scope."""
+    allowed = [s.wire for s in Scope if Scope.PUBLIC < s <= at_most]
+    if not isinstance(value, str):
+        raise InvalidInput(f"'scope' must be one of {', '.join(allowed)}")
+    try:
+        scope = Scope.parse(value)
+    except ValueError:
+        raise InvalidInput(f"'scope' must be one of {', '.join(allowed)}") from None
+    if scope > at_most:
+        raise InvalidInput(f"'scope' must be one of {', '.join(allowed)}")
+    return scope
+
+
+def check_grants(value: Any, field_name: str = "namespaces") -> tuple[str, ...] | None:
+    """``None`` (every namespace) or ≤ 100 exact names / ``prefix*`` patterns of ≤ 255 bytes."""
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise InvalidInput(f"'{field_name}' must be a list of namespace names")
+    if len(value) > MAX_GRANTS:
+        raise InvalidInput(f"'{field_name}' holds more than {MAX_GRANTS} entries")
+    for grant in value:
+        if len(grant.encode("utf-8")) > MAX_GRANT_BYTES:
+            raise InvalidInput(f"'{field_name}' entry is longer than {MAX_GRANT_BYTES} bytes")
+        if not GRANT_PATTERN.fullmatch(grant):
+            raise InvalidInput(
+                f"'{field_name}' entry {grant!r} is not a namespace name or a 'prefix*' pattern"
+            )
+    return tuple(dict.fromkeys(value))
+
+
+def check_expires_in_days(value: Any) -> int | None:
+    """A whole number of days between 1 and 36500, or ``None``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput("'expires_in_days' must be a whole number of days")
+    if not 1 <= value <= MAX_EXPIRES_IN_DAYS:
+        raise InvalidInput(f"'expires_in_days' must be between 1 and {MAX_EXPIRES_IN_DAYS}")
+    return value
+
+
+def check_grace_secs(value: Any) -> int:
+    """Rotation grace: 0 (none) up to 604800 seconds (7 days)."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput("'grace_secs' must be a whole number of seconds")
+    if not 0 <= value <= MAX_GRACE_SECS:
+        raise InvalidInput(f"'grace_secs' must be between 0 and {MAX_GRACE_SECS}")
+    return value
+
+
+def manages(caller: Caller, record: KeyRecord) -> bool:
+    """Whether ``caller`` may see and change ``record`` (see the module docstring)."""
+    if caller.unrestricted and caller.scope is Scope.SUPER_ADMIN:
+        return True
+    if record.namespaces is None or "*" in record.namespaces or record.scope > caller.scope:
+        return False
+    return all(caller.grant_matches_pattern(grant) for grant in record.namespaces)
+
+
+# ------------------------------------------------------------------------------ the store
+class KeyStore:
+    """Every stored key, indexed in memory by id and by lookup handle, persisted on change."""
+
+    def __init__(
+        self,
+        store: Store,
+        events: EventBus | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self.events = events or EventBus(clock)
+        self._lock = threading.Lock()
+        self._pepper = self._load_pepper()
+        self._version: bytes | None = None
+        # Replaced whole on every change, so the request path reads them without a lock.
+        self._by_id: dict[str, KeyRecord] = {}
+        self._by_lookup: dict[str, KeyRecord] = {}
+        self.usage = UsageBook(store)
+        self.reload()
+
+    # -------------------------------------------------------------- loading
+    def _load_pepper(self) -> bytes:
+        row = self._store.get_row("meta", PEPPER_META)
+        if row is None:
+            # First start on this data directory. Re-read after writing so that two processes
+            # racing here both end up with whichever pepper was committed last.
+            self._store.write([Op.put("meta", PEPPER_META, secrets.token_bytes(32))])
+            row = self._store.get_row("meta", PEPPER_META)
+            if row is None:
+                raise StorageError("the API key pepper could not be stored")
+        return row.payload
+
+    def _stored_version(self) -> bytes | None:
+        row = self._store.get_row("meta", VERSION_META)
+        return None if row is None else row.payload
+
+    def reload(self) -> int:
+        """Re-read every key from the store; returns how many there are."""
+        version = self._stored_version()
+        records = [
+            KeyRecord.from_payload(row.payload)
+            for row in self._store.iter_rows("api_keys", KEY_GROUP)
+        ]
+        with self._lock:
+            self._install(records)
+            self._version = version
+        return len(records)
+
+    def refresh_if_changed(self) -> bool:
+        """Reload when another process changed the keys since we last looked (one point read)."""
+        if self._stored_version() == self._version:
+            return False
+        self.reload()
+        return True
+
+    def maintain(self) -> None:
+        """Periodic work (background thread): persist usage, pick up other processes' changes.
+
+        A busy or failing store is logged and retried next time; it never stops the caller.
+        """
+        try:
+            self.usage.flush()
+            self.refresh_if_changed()
+        except DakeraError as exc:
+            logger.warning("API key maintenance deferred: %s", exc.message)
+
+    def _install(self, records: Sequence[KeyRecord]) -> None:
+        self._by_id = {r.key_id: r for r in records}
+        self._by_lookup = {r.lookup: r for r in records}
+
+    def meta(self, name: str) -> bytes | None:
+        """A value of the store's meta table (the bootstrap root key's hash lives there)."""
+        row = self._store.get_row("meta", name)
+        return None if row is None else row.payload
+
+    def put_meta(self, name: str, value: bytes) -> None:
+        """Durably set a meta value."""
+        self._store.write([Op.put("meta", name, value)])
+
+    def count(self) -> int:
+        """How many keys are stored (the root key is not one of them)."""
+        return len(self._by_id)
+
+    # -------------------------------------------------------------- authentication
+    def lookup_handle(self, secret: str) -> str:
+        """The non-secret index of ``secret``: 64 bits of HMAC-SHA256 under the pepper."""
+        return hmac.digest(self._pepper, secret.encode("utf-8"), hashlib.sha256)[:8].hex()
+
+    def find(self, secret: str, handle: str) -> KeyRecord | None:
+        """The record whose secret is ``secret`` (``handle`` = its lookup handle), or ``None``."""
+        record = self._by_lookup.get(handle)
+        if record is None or not record.secret_hash.matches(secret):
+            return None
+        return record
+
+    def caller_for(self, record: KeyRecord) -> Caller:
+        """The caller of a matched key; 401 when it is deactivated, rotated out or expired."""
+        now = self._clock()
+        if not record.is_active(now):
+            raise InvalidApiKey("invalid API key")
+        if record.is_expired(now):
+            raise ApiKeyExpired("the API key has expired")
+        return record.caller
+
+    # -------------------------------------------------------------- writes
+    def _commit(self, ops: list[Op], changed: Sequence[KeyRecord], removed: Sequence[str]) -> None:
+        """Persist ``ops`` with a new version token, then update the in-memory indexes."""
+        token = secrets.token_bytes(8)
+        self._store.write([*ops, Op.put("meta", VERSION_META, token)])
+        with self._lock:
+            records = {k: v for k, v in self._by_id.items() if k not in removed}
+            records.update({r.key_id: r for r in changed})
+            self._install(list(records.values()))
+            self._version = token
+
+    def _put(self, record: KeyRecord) -> Op:
+        return Op.put("api_keys", record.key_id, record.to_payload(), group=KEY_GROUP)
+
+    def _mint(
+        self,
+        *,
+        name: str,
+        scope: Scope,
+        namespaces: tuple[str, ...] | None,
+        expires_at: int | None,
+        created_by: str,
+    ) -> NewKey:
+        secret = generate_secret()
+        key_id = _new_key_id()
+        while key_id in self._by_id or key_id == ROOT_KEY_ID:
+            key_id = _new_key_id()
+        record = KeyRecord(
+            key_id=key_id,
+            name=name,
+            scope=scope,
+            namespaces=namespaces,
+            created_at=int(self._clock()),
+            expires_at=expires_at,
+            lookup=self.lookup_handle(secret),
+            secret_hash=SecretHash.of(secret),
+            created_by=created_by,
+        )
+        return NewKey(record, secret)
+
+    def _check_within(self, caller: Caller, grants: tuple[str, ...] | None, scope: Scope) -> None:
+        if scope > caller.scope:
+            raise NamespaceAccessDenied(f"this key cannot grant the '{scope.wire}' scope")
+        if grants is None:
+            if not caller.unrestricted:
+                raise NamespaceAccessDenied("only an unrestricted key can grant every namespace")
+            return
+        outside = [g for g in grants if not caller.grant_matches_pattern(g)]
+        if outside:
+            raise NamespaceAccessDenied(
+                "this key can only grant namespaces within its own grants: "
+                + ", ".join(repr(g) for g in outside)
+            )
+
+    def create(
+        self,
+        caller: Caller,
+        *,
+        name: Any,
+        scope: Any,
+        namespaces: Any = None,
+        expires_in_days: Any = None,
+    ) -> NewKey:
+        """A new key with the given grants (``None`` = every namespace); secret shown once."""
+        key_name = check_key_name(name)
+        key_scope = check_scope(scope)
+        grants = check_grants(namespaces)
+        days = check_expires_in_days(expires_in_days)
+        self._check_within(caller, grants, key_scope)
+        expires_at = None if days is None else int(self._clock()) + days * 86_400
+        new = self._mint(
+            name=key_name,
+            scope=key_scope,
+            namespaces=grants,
+            expires_at=expires_at,
+            created_by=caller.key_id,
+        )
+        self._commit([self._put(new.record)], [new.record], ())
+        self.events.emit(
+            "key_created", details={"key_id": new.record.key_id, "name": new.record.name}
+        )
+        return new
+
+    def create_for_namespace(
+        self,
+        caller: Caller,
+        namespace: str,
+        *,
+        name: Any,
+        scope: Any,
+        extra_namespaces: Any = None,
+        expires_in_days: Any = None,
+    ) -> NewKey:
+        """A key restricted to ``namespace`` plus ``extra_namespaces``, scope at most admin."""
+        self._visible(caller, namespace)
+        check_grants([namespace], "namespace")
+        extras = check_grants(extra_namespaces, "extra_namespaces") or ()
+        check_scope(scope, at_most=Scope.ADMIN)
+        grants = list(dict.fromkeys([namespace, *extras]))
+        return self.create(
+            caller, name=name, scope=scope, namespaces=grants, expires_in_days=expires_in_days
+        )
+
+    # -------------------------------------------------------------- reads
+    def _visible(self, caller: Caller, namespace: str | None) -> None:
+        if namespace is not None and not caller.can_see(namespace):
+            raise NamespaceNotFound(f"namespace '{namespace}' not found", resource="namespace")
+
+    def _record(self, caller: Caller, key_id: str, namespace: str | None) -> KeyRecord:
+        """A key the caller manages (and that reaches ``namespace``); else 404."""
+        self._visible(caller, namespace)
+        if key_id == ROOT_KEY_ID and namespace is None:
+            raise InvalidInput("the root key is set by DAKERA_ROOT_API_KEY; change it there")
+        record = self._by_id.get(key_id)
+        if (
+            record is None
+            or not manages(caller, record)
+            or (namespace is not None and not record.reaches(namespace))
+        ):
+            # Echo only what looks like a key id: a secret pasted into a URL is never repeated.
+            shown = f" '{key_id}'" if KEY_ID_PATTERN.fullmatch(key_id) else ""
+            raise ApiKeyNotFound(f"API key{shown} not found", resource="api_key")
+        return record
+
+    def list_keys(self, caller: Caller, namespace: str | None = None) -> list[KeyRecord]:
+        """Keys the caller manages (restricted to ``namespace`` when given), oldest first."""
+        self._visible(caller, namespace)
+        found = [
+            r
+            for r in self._by_id.values()
+            if manages(caller, r) and (namespace is None or r.reaches(namespace))
+        ]
+        return sorted(found, key=lambda r: (r.created_at, r.key_id))
+
+    def get(self, caller: Caller, key_id: str, namespace: str | None = None) -> KeyRecord:
+        """One key the caller manages; ``ApiKeyNotFound`` otherwise."""
+        return self._record(caller, key_id, namespace)
+
+    def describe(self, caller: Caller, key_id: str) -> dict[str, Any]:
+        """KeyInfo of one key, including the root key's own description."""
+        if key_id == ROOT_KEY_ID:
+            return {
+                "key_id": ROOT_KEY_ID,
+                "name": "root",
+                "scope": Scope.SUPER_ADMIN.wire,
+                "namespaces": None,
+                "created_at": None,
+                "expires_at": None,
+                "active": True,
+                "expired": False,
+                "grants_version": 1,
+                "inert_namespaces": [],
+            }
+        return self._record(caller, key_id, None).to_wire(self._clock())
+
+    def usage_of(self, caller: Caller, key_id: str, namespace: str | None = None) -> dict[str, Any]:
+        """The ``/usage`` answer of a key the caller manages (the root key's too)."""
+        if not (key_id == ROOT_KEY_ID and namespace is None):
+            self._record(caller, key_id, namespace)
+        wire = self.usage.get(key_id).to_wire(key_id)
+        if namespace is not None:
+            wire["namespace"] = namespace
+        return wire
+
+    def now(self) -> float:
+        """The key store's clock (what expiry is measured against)."""
+        return self._clock()
+
+    # -------------------------------------------------------------- lifecycle
+    def update(
+        self,
+        caller: Caller,
+        key_id: str,
+        changes: dict[str, Any],
+        namespace: str | None = None,
+    ) -> KeyRecord:
+        """Rename a key or replace its grants (``namespaces: None`` = every namespace).
+
+        The scope cannot change; an inactive key is a 409; new grants must lie inside the
+        caller's own.
+        """
+        record = self._record(caller, key_id, namespace)
+        if not record.is_active(self._clock()):
+            raise Conflict(f"API key '{record.key_id}' is not active")
+        if not changes:
+            raise InvalidInput("give 'name' or 'namespaces' to change")
+        updated = record
+        if "name" in changes:
+            updated = replace(updated, name=check_key_name(changes["name"]))
+        if "namespaces" in changes:
+            grants = check_grants(changes["namespaces"])
+            self._check_within(caller, grants, record.scope)
+            updated = replace(updated, namespaces=grants)
+        self._commit([self._put(updated)], [updated], ())
+        return updated
+
+    def deactivate(self, caller: Caller, key_id: str, namespace: str | None = None) -> KeyRecord:
+        """Turn a key off for good (it stays listed as inactive); idempotent."""
+        record = self._record(caller, key_id, namespace)
+        updated = replace(record, active=False)
+        self._commit([self._put(updated)], [updated], ())
+        self.events.emit("key_deactivated", details={"key_id": key_id, "name": record.name})
+        return updated
+
+    def delete(self, caller: Caller, key_id: str, namespace: str | None = None) -> KeyRecord:
+        """Remove a key and its usage counters; its secret stops working at once."""
+        record = self._record(caller, key_id, namespace)
+        ops = [Op.delete("api_keys", key_id, group=KEY_GROUP), *self.usage.forget_ops([key_id])]
+        self._commit(ops, (), [key_id])
+        self.events.emit("key_revoked", details={"key_id": key_id, "name": record.name})
+        return record
+
+    def rotate(
+        self, caller: Caller, key_id: str, grace_secs: Any = None
+    ) -> tuple[NewKey, KeyRecord]:
+        """A new secret and id with the same name, scope, grants and expiry.
+
+        The old key stops at once, or after ``grace_secs`` (≤ 7 days). Returns the new key and
+        the old record as it now is.
+        """
+        grace = check_grace_secs(grace_secs)
+        record = self._record(caller, key_id, None)
+        now = int(self._clock())
+        if not record.is_active(now):
+            raise Conflict(f"API key '{record.key_id}' is not active")
+        new = self._mint(
+            name=record.name,
+            scope=record.scope,
+            namespaces=record.namespaces,
+            expires_at=record.expires_at,
+            created_by=caller.key_id,
+        )
+        if grace:
+            old = replace(record, active_until=now + grace, rotated_to=new.record.key_id)
+        else:
+            old = replace(record, active=False, rotated_to=new.record.key_id)
+        self._commit([self._put(new.record), self._put(old)], [new.record, old], ())
+        self.events.emit(
+            "key_rotated",
+            details={"key_id": key_id, "name": record.name, "new_key_id": new.record.key_id},
+        )
+        return new, old

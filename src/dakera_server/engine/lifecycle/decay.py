@@ -1,0 +1,314 @@
+"""Importance decay: curves, the policy that picks one per memory, and the decay cycle.
+
+A memory's importance fades with the time since it was last *used* — stored, recalled, or
+changed by a client — along a curve with a half-life (dakera-api.md §4.3, §7.3):
+
+    decayed = base × curve(age / effective_half_life)
+
+``curve(1) = 0.5`` for every strategy but ``flat``. Use reinforces in two ways: a recall hit
+restarts the age (``last_accessed_at``), and every past hit stretches the half-life
+(``× (1 + 0.5·ln(1 + access_count))``, spaced repetition). A memory flagged by feedback decays
+four times faster.
+
+``decayed_importance`` is a pure function that recall ranking calls at query time, so ranking
+is right whether or not a cycle has run. The decay cycle persists the decayed value into
+``importance`` (what clients see) and hard-deletes memories that fell below
+``min_importance``. So that persisting does not bend the curve, the cycle records where the
+curve started in ``metadata._dakera_decay`` (``base``, ``since``, ``at``, ``value``); a later
+client change (importance no longer ``value``, or ``updated_at > at``) or recall hit
+(``last_accessed_at > since``) starts a new curve from the current importance.
+
+Policy: the global config (``PUT /v1/admin/decay/config``) gives the strategy, half-life and
+``min_importance``, with optional per-memory-type half-lives. A namespace whose memory policy
+was set (§4.5) overrides the strategy per type (``<type>_decay``) and, if given, the half-life
+(``<type>_half_life_hours``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from dakera_server.engine.access import agent_namespace
+from dakera_server.engine.lifecycle.state import SYSTEM, StateStore
+from dakera_server.engine.models import Memory
+from dakera_server.engine.rules import MEMORY_TYPES, check_importance
+from dakera_server.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from dakera_server.engine.events import EventBus
+    from dakera_server.engine.lifecycle.jobs import JobContext
+    from dakera_server.engine.memories import MemoryEngine
+
+__all__ = [
+    "DECAY_KEY",
+    "DEFAULT_DECAY_POLICY",
+    "FLAG_KEY",
+    "STRATEGIES",
+    "DecayConfig",
+    "DecayEngine",
+    "DecayPolicy",
+    "PolicySource",
+    "curve",
+    "decayed_importance",
+]
+
+STRATEGIES = ("exponential", "linear", "step", "power_law", "logarithmic", "flat")
+DECAY_KEY = "_dakera_decay"
+FLAG_KEY = "_dakera_decay_flag"
+FLAG_HALF_LIFE_FACTOR = 0.25
+ACCESS_REINFORCEMENT = 0.5
+PERSIST_EPSILON = 0.005  # smaller changes are not worth a write; the curve stays exact anyway
+BATCH = 500
+
+# The namespace's stored memory policy (§4.5) or None when none was set.
+PolicySource = Callable[[str], Mapping[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class DecayPolicy:
+    """The curve and half-life that apply to one memory."""
+
+    strategy: str = "exponential"
+    half_life_hours: float = 168.0
+
+
+DEFAULT_DECAY_POLICY = DecayPolicy()
+
+
+def curve(strategy: str, x: float) -> float:
+    """Remaining fraction after ``x`` half-lives (``x ≥ 0``); 0.5 at ``x = 1`` except ``flat``."""
+    if strategy == "flat" or x <= 0.0:
+        return 1.0
+    if strategy == "exponential":
+        return math.pow(0.5, x)
+    if strategy == "linear":
+        return max(0.0, 1.0 - x / 2.0)
+    if strategy == "step":
+        return math.pow(0.5, math.floor(x))
+    if strategy == "power_law":
+        return 1.0 / (1.0 + x)
+    if strategy == "logarithmic":
+        return 1.0 / (1.0 + math.log2(1.0 + x))
+    raise InvalidInput(f"unknown decay strategy '{strategy}'")
+
+
+def _origin(memory: Memory) -> tuple[float, int]:
+    """Where the memory's current curve started: ``(base importance, since)``."""
+    anchor = max(memory.created_at, memory.last_accessed_at, memory.updated_at)
+    state = (memory.metadata or {}).get(DECAY_KEY)
+    if isinstance(state, dict):
+        base, since, at = state.get("base"), state.get("since"), state.get("at")
+        if (
+            isinstance(base, int | float)
+            and isinstance(since, int)
+            and isinstance(at, int)
+            and state.get("value") == memory.importance
+            and memory.last_accessed_at <= since
+            and memory.updated_at <= at
+        ):
+            return float(base), since
+    return memory.importance, anchor
+
+
+def _effective_half_life(memory: Memory, policy: DecayPolicy) -> float:
+    hours = policy.half_life_hours * (1.0 + ACCESS_REINFORCEMENT * math.log1p(memory.access_count))
+    if memory.metadata and memory.metadata.get(FLAG_KEY) is True:
+        hours *= FLAG_HALF_LIFE_FACTOR
+    return hours
+
+
+def decayed_importance(memory: Memory, now: float, policy: DecayPolicy) -> float:
+    """The memory's importance at ``now`` under ``policy`` (what ranking uses)."""
+    base, since = _origin(memory)
+    age_hours = max(0.0, now - since) / 3600.0
+    return base * curve(policy.strategy, age_hours / _effective_half_life(memory, policy))
+
+
+def _check_strategy(value: Any, field_name: str = "strategy") -> str:
+    if not isinstance(value, str) or value.lower() not in STRATEGIES:
+        raise InvalidInput(f"'{field_name}' must be one of {', '.join(STRATEGIES)}")
+    return value.lower()
+
+
+def _check_half_life(value: Any, field_name: str = "half_life_hours") -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise InvalidInput(f"'{field_name}' must be a number of hours above 0")
+    if value > 1_000_000:
+        raise InvalidInput(f"'{field_name}' must be at most 1000000 hours")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class DecayConfig:
+    """The global decay configuration (``GET/PUT /v1/admin/decay/config``)."""
+
+    strategy: str = "exponential"
+    half_life_hours: float = 168.0
+    min_importance: float = 0.05
+    type_half_life_hours: dict[str, float] = field(default_factory=dict)
+
+    def to_wire(self) -> dict[str, Any]:
+        """The config object of §3.13 (plus the per-type half-lives, an extension)."""
+        return asdict(self)
+
+    def changed(self, changes: Mapping[str, Any]) -> DecayConfig:
+        """A validated copy with the fields in ``changes`` set (absent or None = unchanged)."""
+        updated = self
+        if changes.get("strategy") is not None:
+            updated = replace(updated, strategy=_check_strategy(changes["strategy"]))
+        if changes.get("half_life_hours") is not None:
+            updated = replace(updated, half_life_hours=_check_half_life(changes["half_life_hours"]))
+        if changes.get("min_importance") is not None:
+            value = check_importance(changes["min_importance"], "min_importance")
+            updated = replace(updated, min_importance=value)
+        per_type = changes.get("type_half_life_hours")
+        if per_type is not None:
+            if not isinstance(per_type, dict):
+                raise InvalidInput("'type_half_life_hours' must be an object")
+            checked = {}
+            for kind, hours in per_type.items():
+                if kind not in MEMORY_TYPES:
+                    kinds = ", ".join(MEMORY_TYPES)
+                    raise InvalidInput(f"'type_half_life_hours' keys must be one of {kinds}")
+                checked[kind] = _check_half_life(hours, f"type_half_life_hours.{kind}")
+            updated = replace(updated, type_half_life_hours=checked)
+        return updated
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any] | None) -> DecayConfig:
+        """Rebuild a saved config (unknown or bad fields fall back to defaults)."""
+        try:
+            return cls().changed(document or {})
+        except InvalidInput:
+            return cls()
+
+
+@dataclass
+class CycleReport:
+    """What one decay cycle did (``last_cycle`` of the stats)."""
+
+    namespaces_processed: int = 0
+    memories_processed: int = 0
+    memories_decayed: int = 0
+    memories_deleted: int = 0
+
+
+class DecayEngine:
+    """The decay configuration, the per-memory policy, the cycle and its counters."""
+
+    def __init__(
+        self,
+        memories: MemoryEngine,
+        state: StateStore,
+        events: EventBus,
+        policies: PolicySource | None = None,
+    ) -> None:
+        self.memories = memories
+        self.state = state
+        self.events = events
+        self.policies = policies
+        self.config = DecayConfig.from_document(state.load("decay.config"))
+        self._stats: dict[str, Any] = state.load("decay.stats") or {
+            "total_decayed": 0,
+            "total_deleted": 0,
+            "last_run_at": None,
+            "cycles_run": 0,
+        }
+
+    def update_config(self, changes: Mapping[str, Any]) -> DecayConfig:
+        """Validate and persist a config change; it applies from the next ranking and cycle."""
+        config = self.config.changed(changes)
+        self.state.save("decay.config", config.to_wire())
+        self.config = config
+        return config
+
+    def policy_for(self, memory: Memory) -> DecayPolicy:
+        """The curve for ``memory``: its namespace's stored policy, else the global config."""
+        config = self.config
+        strategy, half_life = config.strategy, config.half_life_hours
+        half_life = config.type_half_life_hours.get(memory.memory_type, half_life)
+        policy = None if self.policies is None else self.policies(agent_namespace(memory.agent_id))
+        if policy:
+            kind = memory.memory_type
+            named = policy.get(f"{kind}_decay")
+            if isinstance(named, str) and named.lower() in STRATEGIES:
+                strategy = named.lower()
+            hours = policy.get(f"{kind}_half_life_hours")
+            if isinstance(hours, int | float) and not isinstance(hours, bool) and hours > 0:
+                half_life = float(hours)
+        return DecayPolicy(strategy, half_life)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters of §3.13 (``last_cycle`` only once a cycle ran)."""
+        return dict(self._stats)
+
+    def run_cycle(self, context: JobContext) -> dict[str, Any]:
+        """Persist decayed importances and hard-delete memories below ``min_importance``."""
+        report = CycleReport()
+        agent_ids = self.memories.agent_ids(SYSTEM)
+        context.progress(0, len(agent_ids))
+        for position, agent_id in enumerate(agent_ids):
+            agent = self.memories.agent(SYSTEM, agent_id)
+            if agent is None:
+                continue
+            report.namespaces_processed += 1
+            snapshot = self.memories.live(agent)
+            for start in range(0, len(snapshot), BATCH):
+                self._decay_batch(agent_id, snapshot[start : start + BATCH], report)
+                context.checkpoint()
+            context.progress(position + 1)
+        now = int(self.memories.clock())
+        self._stats = {
+            "total_decayed": int(self._stats.get("total_decayed", 0)) + report.memories_decayed,
+            "total_deleted": int(self._stats.get("total_deleted", 0)) + report.memories_deleted,
+            "last_run_at": now,
+            "cycles_run": int(self._stats.get("cycles_run", 0)) + 1,
+            "last_cycle": asdict(report),
+        }
+        self.state.save("decay.stats", self._stats)
+        return asdict(report)
+
+    def _decay_batch(self, agent_id: str, batch: list[Memory], report: CycleReport) -> None:
+        now = int(self.memories.clock())
+        floor = self.config.min_importance
+        agent = self.memories.agent(SYSTEM, agent_id)
+        if agent is None:
+            return
+        put: list[tuple[Memory, None]] = []
+        delete: list[Memory] = []
+        with agent.lock:
+            for memory in batch:
+                if agent.memories.get(memory.id) is not memory:
+                    continue  # changed or gone since the snapshot: the next cycle sees it
+                report.memories_processed += 1
+                value = decayed_importance(memory, now, self.policy_for(memory))
+                if value < floor:
+                    delete.append(memory)
+                elif abs(value - memory.importance) >= PERSIST_EPSILON:
+                    base, since = _origin(memory)
+                    copy = Memory(**memory.__dict__)
+                    copy.importance = round(value, 6)
+                    copy.metadata = {
+                        **(memory.metadata or {}),
+                        DECAY_KEY: {
+                            "base": base,
+                            "since": since,
+                            "at": now,
+                            "value": copy.importance,
+                        },
+                    }
+                    put.append((copy, None))
+            if put or delete:
+                self.memories.apply(agent_id, put=put, delete=[m.id for m in delete])
+        report.memories_decayed += len(put)
+        report.memories_deleted += len(delete)
+        for memory in delete:
+            self.events.emit(
+                "forgotten",
+                agent_id=agent_id,
+                memory_id=memory.id,
+                reason=f"importance decayed below {floor}",
+            )

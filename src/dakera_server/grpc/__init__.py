@@ -1,0 +1,1 @@
+"""gRPC transport: ``dakera.v1.VectorService`` (``vectors.proto``) over the same engine as REST."""

@@ -1,0 +1,385 @@
+"""The HTTP audit log: one JSON line per request (and per business event), written off-path.
+
+Entry fields (``security.md``): ``timestamp`` (ISO 8601, UTC, ms), ``method``, ``path``,
+``status``, ``latency_ms``, ``key_name``, ``key_scope``, ``namespace``, ``agent_id``, ``ip``,
+``user_agent``; ``request_body``/``response_body`` when enabled, truncated to the limit.
+Business events (key created/rotated/revoked, policy changed, memories forgotten …) are their
+own entries with ``"kind": "event"``; request entries carry ``"kind": "request"``.
+
+Never written: the ``Authorization`` and ``X-API-Key`` headers, the query string (it may hold
+``?api_key=``), the presented key wherever it appears, and the value of any body field whose
+name marks a secret (``key``, ``new_key``, ``api_key``, ``password``, ``token`` …).
+
+The layer sits outside authentication, so refusals (401, 403, 429) are audited too; it reads
+who the caller was from the ``Caller`` the auth layer leaves in ``scope["state"]``.
+
+Writing: the request path only puts a small record on a bounded queue (``put_nowait``). One
+background thread turns records into lines (parsing, redaction, truncation happen there) and
+writes them. A full queue drops the record, counts it and logs once per overflow; ``close``
+drains everything, flushes and fsyncs, so a clean shutdown loses no entry.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from dakera_server.engine.access import Caller
+from dakera_server.engine.events import Event
+from dakera_server.security.auth import presented_secret
+from dakera_server.security.targets import Target, body_agent_id, path_target
+
+__all__ = ["AuditMiddleware", "AuditWriter", "RequestRecord", "redact"]
+
+logger = logging.getLogger("dakera_server.audit")
+
+REDACTED = "[REDACTED]"
+SECRET_FIELDS = frozenset(
+    {
+        "key",
+        "new_key",
+        "old_key",
+        "api_key",
+        "apikey",
+        "x-api-key",
+        "root_api_key",
+        "secret",
+        "client_secret",
+        "password",
+        "passphrase",
+        "token",
+        "access_token",
+        "refresh_token",
+        "authorization",
+        "encryption_key",
+    }
+)
+SECRET_FIELD_IN_TEXT = re.compile(
+    r'("(?:' + "|".join(re.escape(n) for n in sorted(SECRET_FIELDS)) + r')"\s*:\s*)'
+    r'"(?:[^"\\]|\\.)*"?',
+    re.IGNORECASE,
+)
+# Bodies are captured up to this size for parsing (agent_id, redaction); the log keeps at most
+# the configured limit of what is left after redaction.
+CAPTURE_BYTES = 64 * 1024
+QUEUE_CAPACITY = 10_000
+STOP = object()
+
+
+def redact(value: Any) -> Any:
+    """A copy of a parsed JSON value with every secret-named field's value replaced."""
+    if isinstance(value, dict):
+        return {
+            k: REDACTED if isinstance(k, str) and k.lower() in SECRET_FIELDS else redact(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def _scrub(value: Any, secrets: tuple[str, ...]) -> Any:
+    """``value`` with every occurrence of a presented secret replaced, in keys and strings."""
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, REDACTED)
+        return value
+    if isinstance(value, dict):
+        return {_scrub(k, secrets): _scrub(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v, secrets) for v in value]
+    return value
+
+
+def _render_body(raw: bytes, complete: bool, limit: int, secrets: tuple[str, ...]) -> Any:
+    """The loggable form of a body, secrets redacted: the JSON value itself when it fits in
+    ``limit`` bytes, else ``{"truncated": true, "size": n, "text": first bytes}``."""
+    parsed: Any = None
+    if complete:
+        try:
+            parsed = _scrub(redact(orjson.loads(raw)), secrets)
+        except orjson.JSONDecodeError:
+            parsed = None
+    if parsed is not None:
+        text = orjson.dumps(parsed).decode()
+    else:
+        text = SECRET_FIELD_IN_TEXT.sub(r'\1"' + REDACTED + '"', raw.decode("utf-8", "replace"))
+        text = _scrub(text, secrets)
+    encoded = text.encode("utf-8")
+    if len(encoded) <= limit:
+        return text if parsed is None else parsed
+    return {
+        "truncated": True,
+        "size": len(raw) if complete else None,
+        "text": encoded[:limit].decode("utf-8", "ignore"),
+    }
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+@dataclass
+class RequestRecord:
+    """What the request path hands to the writer; ``render`` runs on the writer thread."""
+
+    started: float
+    method: str
+    path: str
+    query: bytes
+    status: int
+    latency_ms: float
+    caller: Caller | None
+    target: Target | None
+    ip: str | None
+    user_agent: str | None
+    secrets: tuple[str, ...]
+    max_body: int
+    request_body: bytes | None = None
+    request_complete: bool = True
+    log_request_body: bool = False
+    response_body: bytes | None = None
+    response_complete: bool = True
+
+    def render(self) -> dict[str, Any]:
+        """The log entry."""
+        target = self.target or path_target(self.path, self.query)
+        if target.agent_id is None and target.namespace is None and self.request_body:
+            agent = body_agent_id(self.request_body, self.request_complete)
+            if agent is not None:
+                target = Target.of_agent(agent)
+        path = self.path
+        for secret in self.secrets:
+            path = path.replace(secret, REDACTED)
+        entry: dict[str, Any] = {
+            "kind": "request",
+            "timestamp": _iso(self.started),
+            "method": self.method,
+            "path": path,
+            "status": self.status,
+            "latency_ms": round(self.latency_ms, 3),
+            "key_name": None if self.caller is None else self.caller.name,
+            "key_scope": None if self.caller is None else self.caller.scope.wire,
+            "key_id": None if self.caller is None else self.caller.key_id,
+            "namespace": target.namespace,
+            "agent_id": target.agent_id,
+            "ip": self.ip,
+            "user_agent": self.user_agent,
+        }
+        if self.log_request_body and self.request_body is not None:
+            entry["request_body"] = _render_body(
+                self.request_body, self.request_complete, self.max_body, self.secrets
+            )
+        if self.response_body is not None:
+            entry["response_body"] = _render_body(
+                self.response_body, self.response_complete, self.max_body, self.secrets
+            )
+        return entry
+
+
+class AuditWriter:
+    """Background JSON-lines writer with a bounded queue.
+
+    ``path`` is appended to (created ``0600``: entries may hold request bodies); ``None``
+    writes to standard output.
+    """
+
+    def __init__(
+        self,
+        path: Path | None,
+        *,
+        capacity: int = QUEUE_CAPACITY,
+        stream: IO[bytes] | None = None,
+    ) -> None:
+        self.path = path
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=capacity)
+        self._file: IO[bytes]
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._file = os.fdopen(descriptor, "ab")
+            self._owned = True
+        else:
+            self._file = stream if stream is not None else sys.stdout.buffer
+            self._owned = False
+        self.written = 0
+        self.dropped = 0
+        self._overflowing = False
+        self._closed = False
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="dakera-audit-log", daemon=True)
+        self._thread.start()
+
+    def submit(self, item: RequestRecord | dict[str, Any]) -> None:
+        """Queue an entry without waiting; a full queue drops it (counted, logged once)."""
+        if self._closed:
+            return
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            with self._lock:
+                self.dropped += 1
+                first = not self._overflowing
+                self._overflowing = True
+            if first:
+                logger.warning(
+                    "audit log queue full (%d entries): dropping entries until it drains",
+                    self._queue.maxsize,
+                )
+
+    def write_event(self, event: Event) -> None:
+        """EventBus sink: a business event becomes its own entry."""
+        wire = event.to_wire()
+        wire.pop("content", None)
+        wire.pop("tags", None)
+        wire.pop("type", None)
+        wire["event_id"] = wire.pop("id")
+        wire["timestamp_ms"] = wire.pop("timestamp")
+        self.submit({"kind": "event", "timestamp": _iso(event.timestamp / 1000), **redact(wire)})
+
+    def _line(self, item: object) -> bytes:
+        entry = item.render() if isinstance(item, RequestRecord) else item
+        return orjson.dumps(entry) + b"\n"
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is STOP:
+                break
+            self._file.write(self._line(item))
+            self.written += 1
+            if self._queue.empty():
+                self._file.flush()
+                with self._lock:
+                    if self._overflowing:
+                        logger.warning("audit log queue drained; %d entries dropped", self.dropped)
+                    self._overflowing = False
+        self._file.flush()
+
+    def close(self) -> None:
+        """Drain every queued entry, flush and fsync, then stop (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(STOP)
+        self._thread.join()
+        if self._owned:
+            os.fsync(self._file.fileno())
+            self._file.close()
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+class AuditMiddleware:
+    """Pure ASGI layer: time the request, note who and what, hand a record to the writer."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        writer: AuditWriter,
+        exclude_paths: tuple[str, ...] = (),
+        request_body: bool = False,
+        response_body: bool = False,
+        max_body_size: int = 4096,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.app = app
+        self.writer = writer
+        self.exclude = tuple(p.rstrip("/") or "/" for p in exclude_paths)
+        self.request_body = request_body
+        self.response_body = response_body
+        self.max_body = max_body_size
+        self.clock = clock
+
+    def _excluded(self, path: str) -> bool:
+        return any(path == p or path.startswith(p + "/") for p in self.exclude)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self._excluded(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        started_wall = self.clock()
+        started = time.perf_counter()
+        state = scope.setdefault("state", {})
+        # The body is teed for the agent_id even when bodies are not logged.
+        capture_request = scope["method"] in ("POST", "PUT", "PATCH", "DELETE")
+        request_chunks: list[bytes] = []
+        request_size = 0
+        response_chunks: list[bytes] = []
+        response_size = 0
+        status = 500
+        streaming = False
+
+        async def tee_receive() -> Message:
+            nonlocal request_size
+            message = await receive()
+            if message["type"] == "http.request":
+                chunk = message.get("body", b"")
+                if request_size < CAPTURE_BYTES:
+                    request_chunks.append(chunk)
+                request_size += len(chunk)
+            return message
+
+        async def tee_send(message: Message) -> None:
+            nonlocal status, response_size, streaming
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                content_type = dict(message.get("headers", ())).get(b"content-type", b"")
+                streaming = content_type.startswith(b"text/event-stream")
+            elif message["type"] == "http.response.body" and self.response_body and not streaming:
+                chunk = message.get("body", b"")
+                if response_size < CAPTURE_BYTES:
+                    response_chunks.append(chunk)
+                response_size += len(chunk)
+            await send(message)
+
+        try:
+            await self.app(scope, tee_receive if capture_request else receive, tee_send)
+        finally:
+            caller = state.get("caller")
+            secret = presented_secret(scope)
+            request_raw = b"".join(request_chunks) if capture_request else None
+            response_raw = (
+                b"".join(response_chunks) if self.response_body and not streaming else None
+            )
+            client = scope.get("client")
+            self.writer.submit(
+                RequestRecord(
+                    started=started_wall,
+                    method=scope["method"],
+                    path=scope["path"],
+                    query=scope.get("query_string", b""),
+                    status=status,
+                    latency_ms=(time.perf_counter() - started) * 1000.0,
+                    caller=caller if isinstance(caller, Caller) else None,
+                    target=state.get("dakera.target"),
+                    ip=client[0] if client else None,
+                    user_agent=_header(scope, b"user-agent"),
+                    secrets=(secret,) if secret else (),
+                    max_body=self.max_body,
+                    request_body=request_raw,
+                    request_complete=request_size <= CAPTURE_BYTES,
+                    log_request_body=self.request_body,
+                    response_body=response_raw,
+                    response_complete=response_size <= CAPTURE_BYTES,
+                )
+            )
