@@ -16,7 +16,7 @@ Three tables, all from the same checks the server runs (``RequestValidator``, no
    many corpus lines are fragments (``ORDER BY 1``, ``sleep 5``, ``</div>``) that are
    everyday text.
 
-Timing is per item, single thread; the machine is shared, so treat it as indicative.
+Timing is CPU time per item (one thread); the machine is shared, so treat it as indicative.
 """
 
 from __future__ import annotations
@@ -94,12 +94,12 @@ def benign_table() -> None:
     sets = {"LoCoMo turns": locomo_turns()}
     sets.update(json.loads(BENIGN.read_text()))
     print("1. Benign text as memory content (target: <= 0.5 % refused)")
-    print(f"{'set':28} {'items':>6} {'refused':>8} {'rate':>7} {'us/item':>8}")
+    print(f"{'set':28} {'items':>6} {'refused':>8} {'rate':>7} {'CPU us':>8}")
     total = bad = 0
     for name, items in sets.items():
-        start = time.perf_counter()
+        start = time.process_time()
         hits = [text for text in items if refused({"content": text})]
-        per_item = (time.perf_counter() - start) / len(items) * 1e6
+        per_item = (time.process_time() - start) / len(items) * 1e6
         total += len(items)
         bad += len(hits)
         print(

@@ -21,8 +21,8 @@ from starlette.middleware import Middleware
 from dakera_server import API_VERSION, __version__
 from dakera_server.api import (
     agents,
-    encryption,
     audit,
+    encryption,
     feedback,
     health,
     keys,

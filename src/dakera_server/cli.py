@@ -63,7 +63,9 @@ def _serve(settings: Settings) -> int:
         log_level=settings.log_level,
         access_log=False,
         loop="uvloop",
-        http="httptools",
+        # h11, not httptools: httptools lower-cases response header names, and the SDK reads
+        # X-RateLimit-* from dict(response.headers) case-sensitively (dakera-api.md §1.9).
+        http="h11",
         # Event streams (SSE) never end by themselves: without a bound, SIGTERM would wait for
         # every subscriber to hang up. After this many seconds they are cancelled, and the
         # lifespan still runs (the audit log drains).

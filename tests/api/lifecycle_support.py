@@ -53,7 +53,7 @@ def clock_server(
         server.stop()
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
+def wait_for(condition: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
     """Poll ``condition`` until it holds; fail with ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -160,7 +160,7 @@ def test_compress_skips_a_summary_that_fails_validation(client: Any, agent_id: s
     assert {m["id"] for m in client.agent_memories(agent_id)} == set(ids)  # originals kept
 
 
-def test_ending_a_session_links_its_summary(client: Any, agent_id: str) -> None:
+def test_ending_a_session_links_its_summary(client: Any, http: Any, agent_id: str) -> None:
     session = client.start_session(agent_id)
     first = client.store_memory(agent_id, "Booked flights to Kyoto", session_id=session["id"])
     second = client.store_memory(agent_id, "Reserved a ryokan", session_id=session["id"])
@@ -170,6 +170,15 @@ def test_ending_a_session_links_its_summary(client: Any, agent_id: str) -> None:
     )
     assert sorted(summary["metadata"]["session_memory_ids"]) == sorted([first["id"], second["id"]])
     assert summary["metadata"]["session_memory_count"] == 2
+    edges = http.get(f"/v1/agents/{agent_id}/graph/export").json()["edges"]
+    links = {
+        e["to_id"]
+        for e in edges
+        if e["from_id"] == summary["id"]
+        and e["edge_type"] == "linked_by"
+        and e.get("label") == "session-summary"
+    }
+    assert links == {first["id"], second["id"]}
 
 
 def _memory(content: str) -> Memory:

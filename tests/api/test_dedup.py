@@ -130,7 +130,7 @@ TOPICS = (
 
 
 @settings(
-    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(copies=st.lists(st.integers(min_value=1, max_value=3), min_size=2, max_size=len(TOPICS)))
 def test_merging_never_loses_or_doubles_a_memory(client: Any, copies: list[int]) -> None:

@@ -25,6 +25,7 @@ HEADERS = {"Authorization": f"Bearer {ROOT_KEY}"}
 PASSPHRASE = "correct horse battery staple"
 NEW_PASSPHRASE = "another long passphrase 42"
 HEX_KEY = "ab" * 32
+VECTORS = 20_000
 
 
 def disk_bytes(data_dir: Path) -> bytes:
@@ -203,14 +204,24 @@ def test_rotation_without_encryption_is_a_clear_400(http: Any) -> None:
 def test_kill_9_during_rotation_leaves_one_valid_key(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     server = spawn_server(data_dir, tmp_path / "log", DAKERA_ENCRYPTION_KEY=PASSPHRASE)
-    with httpx.Client(base_url=server.url, headers=HEADERS, timeout=120) as http:
-        memories = [{"content": f"record {i} " + "x" * 200} for i in range(1000)]
-        for _ in range(3):
-            answer = http.post(
-                "/v1/memories/store/batch", json={"agent_id": "rot", "memories": memories}
+    with httpx.Client(base_url=server.url, headers=HEADERS, timeout=300) as http:
+        # Raw vectors are cheap to write, so the rotation has ~20k records to re-encrypt and
+        # the kill lands before, during or after it.
+        memories = [{"content": f"record {i}"} for i in range(200)]
+        answer = http.post(
+            "/v1/memories/store/batch", json={"agent_id": "rot", "memories": memories}
+        )
+        assert answer.status_code == 200
+        for start in range(0, VECTORS, 5000):
+            batch = [
+                {"id": f"v{i}", "values": [1.0, float(i), 0.5, 0.25]}
+                for i in range(start, start + 5000)
+            ]
+            assert (
+                http.post("/v1/namespaces/rotns/vectors", json={"vectors": batch}).status_code
+                == 200
             )
-            assert answer.status_code == 200
-        total = 3000
+        total = 200
 
         def rotate() -> None:
             try:
@@ -239,5 +250,6 @@ def test_kill_9_during_rotation_leaves_one_valid_key(tmp_path: Path) -> None:
                 "/v1/memories/recall/batch", json={"agent_id": "rot", "filter": {}, "limit": 5000}
             ).json()
             assert listed["total"] == total
+            assert http.get("/v1/namespaces/rotns").json()["vector_count"] == VECTORS
     finally:
         survivor.stop()

@@ -314,6 +314,31 @@ def test_usage_counts_requests_per_key(keyserver: RunningServer) -> None:
     assert namespaces["_dakera_agent_usage-agent"] == 2
 
 
+def test_usage_counts_rate_limited_requests(tmp_path: Path, embedder: EmbeddingProvider) -> None:
+    server = start_server(tmp_path, embedder, rate_limit_rps=1, rate_limit_burst=1)
+    try:
+        with server.http() as root:
+            made = create_key(root, name="limited", scope="read")
+        with as_key(server, made["key"]) as http:
+            statuses = [http.get("/v1/auth/whoami").status_code for _ in range(8)]
+        assert 429 in statuses
+        with server.http() as root:
+
+            def usage() -> dict[str, Any]:
+                while (
+                    answer := root.get(f"/admin/keys/{made['key_id']}/usage")
+                ).status_code == 429:
+                    time.sleep(float(answer.headers["Retry-After"]))
+                return dict(answer.json())
+
+            wait_for(lambda: usage()["total_requests"] == 8)
+            counts = usage()
+        assert counts["rate_limited_requests"] == statuses.count(429)
+        assert counts["failed_requests"] == statuses.count(429)
+    finally:
+        server.stop()
+
+
 def test_keys_and_usage_survive_a_restart(tmp_path: Path, embedder: EmbeddingProvider) -> None:
     server = start_server(tmp_path, embedder)
     with server.http() as root:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from fastapi import Query
 from starlette.responses import Response
 
@@ -27,10 +28,16 @@ from dakera_server.api.knowledge_models import (
 )
 from dakera_server.api.scopes import Routes, Scope
 from dakera_server.engine import graph_queries as queries
-from dakera_server.engine import knowledge
+from dakera_server.engine import knowledge, summaries
 from dakera_server.errors import InvalidInput, UnprocessableContent
 
 routes = Routes()
+
+
+def _json(data: dict[str, Any]) -> Response:
+    """Graph answers can hold thousands of nodes: serialise them with orjson in one pass
+    (FastAPI's encoder walks every value in Python first)."""
+    return Response(orjson.dumps(data), media_type="application/json")
 
 
 # ----------------------------------------------------------------------- memory graph
@@ -42,9 +49,9 @@ def memory_graph(
     depth: int = 1,
     edge_types: str | None = None,
     types: str | None = None,
-) -> dict[str, Any]:
+) -> Response:
     view = queries.traverse(engine.graph, caller, memory_id, depth, edge_types or types)
-    return view.to_wire()
+    return _json(view.to_wire())
 
 
 @routes.get("/v1/memories/{memory_id}/path", scope=Scope.READ)
@@ -68,8 +75,8 @@ def memory_link(
 @routes.get("/v1/agents/{agent_id}/graph/export", scope=Scope.READ)
 def agent_graph_export(
     agent_id: str, engine: EngineDep, caller: CallerDep, format: str | None = None
-) -> dict[str, Any]:
-    return queries.agent_export(engine.graph, caller, agent_id).to_wire()
+) -> Response:
+    return _json(queries.agent_export(engine.graph, caller, agent_id).to_wire())
 
 
 # ----------------------------------------------------------------------- KG-2 queries
@@ -83,7 +90,7 @@ def knowledge_query(
     min_weight: float | None = None,
     max_depth: int = 3,
     limit: int = 100,
-) -> dict[str, Any]:
+) -> Response:
     edges = queries.query_edges(
         engine.graph,
         caller,
@@ -95,12 +102,14 @@ def knowledge_query(
         limit=limit,
     )
     nodes = {e.from_id for e in edges} | {e.to_id for e in edges}
-    return {
-        "agent_id": agent_id,
-        "node_count": len(nodes),
-        "edge_count": len(edges),
-        "edges": [e.to_wire() for e in edges],
-    }
+    return _json(
+        {
+            "agent_id": agent_id,
+            "node_count": len(nodes),
+            "edge_count": len(edges),
+            "edges": [e.to_wire() for e in edges],
+        }
+    )
 
 
 @routes.get("/v1/knowledge/path", scope=Scope.READ)
@@ -124,7 +133,7 @@ def knowledge_path(
 @routes.get("/v1/knowledge/export", scope=Scope.READ)
 def knowledge_export(
     engine: EngineDep, caller: CallerDep, agent_id: str | None = None, format: str = "json"
-) -> Any:
+) -> Response:
     if not agent_id:
         raise InvalidInput("the 'agent_id' query parameter is required")
     if format not in ("json", "graphml"):
@@ -132,25 +141,21 @@ def knowledge_export(
     export = queries.agent_export(engine.graph, caller, agent_id)
     if format == "graphml":
         return Response(queries.graphml(export), media_type="application/xml")
-    return export.to_wire(with_format=True)
+    return _json(export.to_wire(with_format=True))
 
 
 # ----------------------------------------------------------------------- similarity views
 @routes.post("/v1/knowledge/graph", scope=Scope.READ)
-def knowledge_graph(
-    body: KnowledgeGraphRequest, engine: EngineDep, caller: CallerDep
-) -> dict[str, Any]:
+def knowledge_graph(body: KnowledgeGraphRequest, engine: EngineDep, caller: CallerDep) -> Response:
     view = knowledge.seed_graph(
         engine.graph, caller, body.agent_id, body.memory_id, body.depth, body.min_similarity
     )
-    return view.to_wire()
+    return _json(view.to_wire())
 
 
 @routes.post("/v1/knowledge/graph/full", scope=Scope.READ)
-def full_knowledge_graph(
-    body: FullGraphRequest, engine: EngineDep, caller: CallerDep
-) -> dict[str, Any]:
-    return knowledge.full_graph(
+def full_knowledge_graph(body: FullGraphRequest, engine: EngineDep, caller: CallerDep) -> Response:
+    view = knowledge.full_graph(
         engine.graph,
         caller,
         body.agent_id,
@@ -159,24 +164,23 @@ def full_knowledge_graph(
         cluster_threshold=body.cluster_threshold,
         max_edges_per_node=body.max_edges_per_node,
         content_preview_chars=body.content_preview_chars,
-    ).to_wire()
+    )
+    return _json(view.to_wire())
 
 
 @routes.post("/v1/knowledge/summarize", scope=Scope.WRITE)
 def summarize(body: SummarizeRequest, engine: EngineDep, caller: CallerDep) -> dict[str, Any]:
     if body.dry_run:
         raise InvalidInput("summarize has no dry run: it always stores the summary")
-    outcome = knowledge.summarize(
+    outcome = summaries.summarize(
         engine.graph, caller, body.agent_id, body.memory_ids, body.target_type
     )
     return outcome.to_wire()
 
 
 @routes.post("/v1/knowledge/network/cross-agent", scope=Scope.ADMIN)
-def cross_agent_network(
-    body: CrossAgentRequest, engine: EngineDep, caller: CallerDep
-) -> dict[str, Any]:
-    return knowledge.cross_agent_network(
+def cross_agent_network(body: CrossAgentRequest, engine: EngineDep, caller: CallerDep) -> Response:
+    network = knowledge.cross_agent_network(
         engine.memories,
         caller,
         agent_ids=body.agent_ids,
@@ -186,6 +190,7 @@ def cross_agent_network(
         max_cross_edges=body.max_cross_edges,
         content_preview_chars=body.content_preview_chars,
     )
+    return _json(network)
 
 
 # ----------------------------------------------------------------------- entities

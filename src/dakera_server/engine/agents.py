@@ -15,6 +15,7 @@ import numpy.typing as npt
 from dakera_server.engine.ann import VectorIndex, create_index
 from dakera_server.engine.fulltext import FullTextIndex
 from dakera_server.engine.models import Memory
+from dakera_server.engine.timeline import Timeline
 
 __all__ = ["AgentMemories"]
 
@@ -29,6 +30,7 @@ class AgentMemories:
             dimension, "cosine", exact_threshold=exact_threshold
         )
         self.text = FullTextIndex()
+        self.timeline = Timeline()  # session neighbours by event time (recall)
         self.lock = threading.RLock()
 
     def put_many(self, memories: list[Memory], vectors: npt.NDArray[np.float32]) -> None:
@@ -36,6 +38,7 @@ class AgentMemories:
         with self.lock:
             for memory in memories:
                 self.memories[memory.id] = memory
+                self.timeline.add(memory)
             self.vectors.upsert([m.id for m in memories], vectors)
             self.text.upsert([(m.id, m.content) for m in memories])
 
@@ -44,6 +47,7 @@ class AgentMemories:
         with self.lock:
             for memory in memories:
                 self.memories[memory.id] = memory
+                self.timeline.add(memory)
             self.vectors = index
             self.text.upsert([(m.id, m.content) for m in memories])
 
@@ -51,6 +55,7 @@ class AgentMemories:
         """Re-index one memory after an update (new vector only when content changed)."""
         with self.lock:
             self.memories[memory.id] = memory
+            self.timeline.add(memory)
             if vector is not None:
                 self.vectors.upsert([memory.id], vector.reshape(1, -1))
                 self.text.upsert([(memory.id, memory.content)])
@@ -60,6 +65,8 @@ class AgentMemories:
         with self.lock:
             removed = [self.memories.pop(i) for i in list(ids) if i in self.memories]
             gone = [m.id for m in removed]
+            for memory_id in gone:
+                self.timeline.remove(memory_id)
             if gone:
                 self.vectors.delete(gone)
                 self.text.delete(gone)

@@ -15,7 +15,7 @@ from dakera_server.engine.audit import AuditLog
 from dakera_server.engine.embeddings import EmbeddingProvider, create_provider
 from dakera_server.engine.events import EventBus
 from dakera_server.engine.extraction import EntityService
-from dakera_server.engine.graph import KnowledgeGraph
+from dakera_server.engine.graph import Edge, KnowledgeGraph
 from dakera_server.engine.keystore import KeyStore
 from dakera_server.engine.lifecycle.core import Lifecycle
 from dakera_server.engine.memories import Clock, MemoryEngine
@@ -103,6 +103,7 @@ class Engine:
         )
         self.memories.on_indexed.append(self.graph.memories_indexed)
         self.memories.on_forgotten.append(self.graph.memories_forgotten)
+        self.sessions.link_summary = self._link_session_summary
         self.lifecycle = Lifecycle(
             self.store,
             self.memories,
@@ -133,6 +134,15 @@ class Engine:
             count,
             sessions,
             time.perf_counter() - started,
+        )
+
+    def _link_session_summary(self, agent_id: str, summary_id: str, memory_ids: list[str]) -> None:
+        """Session end: a ``linked_by`` edge labelled ``session-summary`` from the summary
+        memory to each memory of the session."""
+        now = int(self.memories.clock())
+        self.graph.add_edges(
+            agent_id,
+            [Edge(summary_id, m, "linked_by", 1.0, now, "session-summary") for m in memory_ids],
         )
 
     def close(self) -> None:

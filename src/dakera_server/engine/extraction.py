@@ -250,13 +250,14 @@ class EntityService:
             )
         return OdeClient(base, allow_private=self.ode_allow_private)
 
-    def for_memory(self, memory: Memory, namespace: str) -> list[Entity]:
+    def for_memory(self, memory: Memory, namespace: str, *, remote: bool = True) -> list[Entity]:
         """Entities of a memory being stored, per its namespace's settings (never raises
-        for a failing sidecar: the built-in extractor stands in)."""
+        for a failing sidecar: the built-in extractor stands in; ``remote=False`` skips the
+        sidecar, as start-up does so that a dead sidecar cannot stall it)."""
         config = self.config_for(namespace)
         if not config.extract_entities:
             return []
-        if config.provider == GLINER:
+        if config.provider == GLINER and remote:
             try:
                 client = self._client(config)
                 return client.extract(

@@ -3,18 +3,20 @@
 The index is never written to disk (an on-disk term dictionary would leak plaintext when
 encryption at rest is on); it is rebuilt from the store at start-up.
 
-Why an overlay: a tantivy commit + reader reload costs 2-8 ms at p50 and up to ~20 ms at p95 on
-the project's 2-core machine (``bench/indexes.py``), while a memory store must answer in
-<= 15 ms including ~6 ms of embedding and be searchable as soon as it returns. So a small write
-goes into a pure-Python BM25 overlay (instant) and into a queue; a timer thread commits the
-queue to tantivy in one batch a moment later and then drops those documents from the overlay.
-The committed searcher and the overlay are swapped together under one lock, so a search never
-sees a document twice or not at all. Overlay documents are scored with tantivy's own formula
+Why an overlay: making one document searchable in tantivy (writer, commit, wait for merges,
+reader reload) measured p50 2.4 ms, p95 7 ms and max 350 ms at 100k documents on the project's
+2-core machine (a merge landing in the call; ``bench/indexes.py``), while a memory store must
+answer in <= 15 ms at p50 including ~6 ms of embedding and be searchable when it returns. So a
+small write goes into a pure-Python BM25 overlay (0.03 ms) and into a queue; a timer thread
+commits the queue to tantivy in one batch a moment later, then drops those documents from the
+overlay. The committed searcher and the overlay are swapped together under one lock, so a search
+never sees a document twice or not at all. Overlay documents are scored with tantivy's formula
 (K1=1.2, B=0.75, its one-byte length quantisation) over the statistics of the whole current
-collection, i.e. the score tantivy gives the document once committed. Deletes and replacements
-hide the old version immediately: every tantivy document carries a per-version ``key`` and hits
-whose key is no longer live are skipped. Big batches (a start-up rebuild) bypass the overlay and
-commit synchronously.
+collection, i.e. the score tantivy gives the document once committed (exactly, until deletes
+leave dead documents in tantivy's own statistics). Deletes and replacements hide the old
+version at once: every tantivy document carries a per-version ``key`` and hits whose key is no
+longer live are skipped. Big batches (a start-up rebuild) bypass the overlay and commit
+synchronously.
 
 Text analysis: Unicode word split, lower-case, ASCII folding, the NLTK English stop words and the
 Snowball English stemmer, registered as a tantivy analyzer and applied to queries through the same
@@ -55,10 +57,11 @@ ENGLISH_STOP_WORDS: frozenset[str] = frozenset(
 )
 
 FLUSH_DELAY_SECONDS = 0.25  # how long a small write may sit in the overlay before its commit
-MAX_PENDING_DOCS = 2000  # overlay size that triggers an immediate background commit
+MAX_PENDING_DOCS = 2000  # overlay size that makes the next commit start at once (soft bound)
 BULK_DOCS = 1000  # an upsert this large commits synchronously instead of using the overlay
 WRITER_HEAP_BYTES = 32_000_000
 MAX_TOKEN_CHARS = 40
+MAX_QUERY_TERMS = 256  # distinct terms kept from a query: bounds the cost of pasted essays
 
 _K1 = 1.2
 _B = 0.75
@@ -128,8 +131,6 @@ class _Version(NamedTuple):
 
 @dataclass
 class _PendingDoc:
-    id: str
-    text: str
     terms: Counter[str]
     length: int
 
@@ -198,7 +199,7 @@ class FullTextIndex:
             for id_, text, terms in prepared:
                 key = self._enqueue(id_, text, len(terms))
                 counts = Counter(terms)
-                self._pending[key] = _PendingDoc(id_, text, counts, len(terms))
+                self._pending[key] = _PendingDoc(counts, len(terms))
                 for term, freq in counts.items():
                     self._postings.setdefault(term, {})[key] = freq
             self._schedule_locked()
@@ -240,7 +241,8 @@ class FullTextIndex:
 
     def _enqueue(self, id_: str, text: str, length: int) -> int:
         """Make ``id_`` live under a new key and queue that version for the next commit."""
-        # A new id needs no delete-by-term before its add: skipping it halves bulk loads.
+        # A new id needs no delete-by-term before its add (saves a term lookup per document
+        # in a bulk load); a known or queued one may have a committed version to remove.
         replaces = id_ in self._key_of or id_ in self._queue
         self._unregister(id_)
         key = self._next_key
@@ -342,7 +344,7 @@ class FullTextIndex:
         all-stop-word query returns ``[]``. ``allow`` filters before the top-``k`` cut: when at
         least ``k`` matching ids pass it, ``k`` results come back.
         """
-        terms = list(dict.fromkeys(analyze(query)))
+        terms = list(dict.fromkeys(analyze(query)))[:MAX_QUERY_TERMS]
         if not terms or k <= 0:
             return []
         with self._lock:

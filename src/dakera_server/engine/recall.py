@@ -12,9 +12,15 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from dakera_server.engine.access import Caller
+from dakera_server.engine.agents import AgentMemories
+from dakera_server.engine.fusion import DEFAULT_TUNING, RecallTuning, relevance
 from dakera_server.engine.lifecycle.decay import (
     DEFAULT_DECAY_POLICY,
     DecayPolicy,
@@ -22,13 +28,13 @@ from dakera_server.engine.lifecycle.decay import (
 )
 from dakera_server.engine.memories import MemoryEngine
 from dakera_server.engine.models import Memory
+from dakera_server.engine.query import analyze_query
 from dakera_server.engine.rules import MEMORY_TYPES, check_importance, parse_iso_time
 from dakera_server.errors import InvalidInput
 
-__all__ = ["RecallFilters", "RecallOutcome", "ScoredMemory", "recall"]
+__all__ = ["RecallFilters", "RecallOutcome", "RecallTuning", "ScoredMemory", "recall"]
 
 CANDIDATE_POOL = 100
-RRF_K = 60
 RECENCY_HALF_LIFE_DAYS = 30.0
 ROUTINGS = ("auto", "vector", "bm25", "hybrid")
 FUSIONS = ("minmax", "rrf")
@@ -135,17 +141,39 @@ class RecallOutcome:
     search_ms: float = 0.0
 
 
-def _minmax(scores: dict[str, float]) -> dict[str, float]:
-    if not scores:
-        return {}
-    low, high = min(scores.values()), max(scores.values())
-    if high - low < 1e-12:
-        return dict.fromkeys(scores, 1.0)
-    return {key: (value - low) / (high - low) for key, value in scores.items()}
+def _cosine(
+    agent: AgentMemories, query_vector: npt.NDArray[np.float32]
+) -> Callable[[str], float | None]:
+    """Exact cosine of the query with one stored memory (for BM25-only candidates)."""
+    query_norm = float(np.linalg.norm(query_vector)) or 1.0
+
+    def cosine(memory_id: str) -> float | None:
+        vector = agent.vectors.get_vector(memory_id)
+        if vector is None:
+            return None
+        norm = float(np.linalg.norm(vector)) or 1.0
+        return float(np.dot(vector, query_vector)) / (norm * query_norm)
+
+    return cosine
 
 
-def _rrf(ranked: list[tuple[str, float]]) -> dict[str, float]:
-    return {key: 1.0 / (RRF_K + rank + 1) for rank, (key, _) in enumerate(ranked)}
+def _years(
+    memories: dict[str, Memory],
+    vector_hits: list[tuple[str, float]],
+    text_hits: list[tuple[str, float]],
+) -> range:
+    """The calendar years the candidates' event times span (what "in June" may refer to)."""
+    years = {
+        datetime.fromtimestamp(memories[memory_id].event_time, UTC).year
+        for memory_id, _ in (*vector_hits, *text_hits)
+        if memory_id in memories
+    }
+    return range(min(years), max(years) + 1) if years else range(0)
+
+
+def _neighbours(agent: AgentMemories, allow: Callable[[str], bool]) -> Callable[[str], list[str]]:
+    """The session neighbours of a memory (``timeline.py``) that the filters allow."""
+    return lambda memory_id: agent.timeline.neighbours(memory_id, allow)
 
 
 def _recency(memory: Memory, now: float) -> float:
@@ -175,6 +203,7 @@ def recall(
     fusion: Any = None,
     vector_weight: Any = None,
     touch: bool = True,
+    tuning: RecallTuning = DEFAULT_TUNING,
 ) -> RecallOutcome:
     """Rank the agent's memories for ``query``; an unknown or invisible agent has none."""
     if not isinstance(query, str) or not query.strip():
@@ -187,7 +216,7 @@ def recall(
     fusion = "minmax" if fusion is None else str(fusion).lower()
     if fusion not in FUSIONS:
         raise InvalidInput(f"'fusion' must be one of {', '.join(FUSIONS)}")
-    weight = 0.5 if vector_weight is None else check_importance(vector_weight, "vector_weight")
+    weight = None if vector_weight is None else check_importance(vector_weight, "vector_weight")
     filters = filters or RecallFilters()
     outcome = RecallOutcome()
     agent = engine.agent(caller, agent_id)
@@ -211,28 +240,27 @@ def recall(
         if use_text:
             text_hits = agent.text.search(query, pool, allow)
         memories = agent.memories
-        if not text_hits:
-            weight = 1.0
-        if not vector_hits:
-            weight = 0.0
-        if fusion == "rrf":
-            vector_norm, text_norm = _rrf(vector_hits), _rrf(text_hits)
-        else:
-            vector_norm, text_norm = _minmax(dict(vector_hits)), _minmax(dict(text_hits))
-        vector_raw, text_raw = dict(vector_hits), dict(text_hits)
+        candidates = relevance(
+            vector_hits,
+            text_hits,
+            memories=memories,
+            cosine=_cosine(agent, query_vector) if use_vector else None,
+            fusion=fusion,
+            vector_weight=weight,
+            analysis=analyze_query(query, _years(memories, vector_hits, text_hits)),
+            neighbours=_neighbours(agent, allow) if tuning.neighbour_weight > 0 else None,
+            tuning=tuning,
+        )
         scored = []
-        for memory_id in vector_norm.keys() | text_norm.keys():
-            fused = weight * vector_norm.get(memory_id, 0.0) + (1 - weight) * text_norm.get(
-                memory_id, 0.0
-            )
+        for memory_id, found in candidates.items():
             memory = memories[memory_id]
             scored.append(
                 ScoredMemory(
                     memory=memory,
-                    score=fused,
-                    rank_score=fused * rank_factor(memory, now, engine.decay_policy(memory)),
-                    vector_score=vector_raw.get(memory_id) if use_vector else None,
-                    text_score=text_raw.get(memory_id) if use_text else None,
+                    score=found.score,
+                    rank_score=found.score * rank_factor(memory, now, engine.decay_policy(memory)),
+                    vector_score=found.vector_score,
+                    text_score=found.text_score,
                 )
             )
     scored.sort(key=lambda s: (-s.rank_score, s.memory.id))

@@ -35,6 +35,7 @@ __all__ = [
     "DISTANCES",
     "INDEX_KINDS",
     "NamespaceInfo",
+    "NamespaceView",
     "VectorNamespace",
     "VectorRecord",
 ]
@@ -163,6 +164,43 @@ class NamespaceInfo:
             revision=int(body.get("revision", 0)),
             extra=dict(body.get("extra") or {}),
         )
+
+
+@dataclass(frozen=True)
+class NamespaceView:
+    """What ``GET /v1/namespaces/{ns}`` reports about a data or agent namespace."""
+
+    name: str
+    kind: str
+    dimension: int | None
+    distance: str
+    vector_count: int
+    index_type: str = "hnsw"
+    search_backend: str = "exact"
+    document_count: int = 0
+    encryption: bool = False
+    created_at: int | None = None
+    updated_at: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_wire(self) -> dict[str, Any]:
+        """Both the SDK's and the security document's spellings, flat."""
+        return {
+            "namespace": self.name,
+            "name": self.name,
+            "kind": self.kind,
+            "dimension": self.dimension,
+            "distance": self.distance,
+            "vector_count": self.vector_count,
+            "document_count": self.document_count,
+            "index_type": self.index_type,
+            "search_backend": self.search_backend,
+            "estimated_storage_bytes": self.vector_count * 4 * (self.dimension or 0)
+            + 256 * max(self.vector_count, self.document_count),
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "config": {"vector_index": self.index_type, "encryption": self.encryption},
+        }
 
 
 class VectorNamespace:

@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,12 @@ from dakera_server.engine.rules import check_namespace_name
 from dakera_server.engine.snapshots import SnapshotStore
 from dakera_server.engine.vector_input import check_dimension, check_distance, check_index_type
 from dakera_server.engine.vector_load import load_namespace, snapshot_of
-from dakera_server.engine.vector_store import NamespaceInfo, VectorNamespace, VectorRecord
+from dakera_server.engine.vector_store import (
+    NamespaceInfo,
+    NamespaceView,
+    VectorNamespace,
+    VectorRecord,
+)
 from dakera_server.errors import (
     DimensionMismatch,
     InvalidInput,
@@ -64,43 +69,6 @@ class WritePlan:
     op: str = "upserted"
     dimension: int | None = None
     result: Any = None
-
-
-@dataclass(frozen=True)
-class NamespaceView:
-    """What ``GET /v1/namespaces/{ns}`` reports about a data or agent namespace."""
-
-    name: str
-    kind: str
-    dimension: int | None
-    distance: str
-    vector_count: int
-    index_type: str = "hnsw"
-    search_backend: str = "exact"
-    document_count: int = 0
-    encryption: bool = False
-    created_at: int | None = None
-    updated_at: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_wire(self) -> dict[str, Any]:
-        """Both the SDK's and the security document's spellings, flat."""
-        return {
-            "namespace": self.name,
-            "name": self.name,
-            "kind": self.kind,
-            "dimension": self.dimension,
-            "distance": self.distance,
-            "vector_count": self.vector_count,
-            "document_count": self.document_count,
-            "index_type": self.index_type,
-            "search_backend": self.search_backend,
-            "estimated_storage_bytes": self.vector_count * 4 * (self.dimension or 0)
-            + 256 * max(self.vector_count, self.document_count),
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "config": {"vector_index": self.index_type, "encryption": self.encryption},
-        }
 
 
 def not_found(name: str) -> NamespaceNotFound:
@@ -213,7 +181,8 @@ class NamespaceEngine:
         with self._lock:
             namespace = self._namespaces.get(name)
         if namespace is None:
-            if name.startswith(AGENT_NAMESPACE_PREFIX):
+            agent_id = name.removeprefix(AGENT_NAMESPACE_PREFIX)
+            if agent_id != name and self.memories.agent(caller, agent_id) is not None:
                 raise InvalidInput(
                     f"namespace '{name}' holds an agent's memories; use the memory routes for it"
                 )

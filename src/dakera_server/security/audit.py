@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import re
 import sys
 import threading
 import time
@@ -42,7 +41,7 @@ from dakera_server.engine.events import Event
 from dakera_server.security.auth import presented_secret
 from dakera_server.security.targets import Target, body_agent_id, path_target
 
-__all__ = ["AuditMiddleware", "AuditWriter", "RequestRecord", "redact"]
+__all__ = ["AuditMiddleware", "AuditWriter", "RequestRecord", "redact", "redact_text"]
 
 logger = logging.getLogger("dakera_server.audit")
 
@@ -67,11 +66,6 @@ SECRET_FIELDS = frozenset(
         "encryption_key",
     }
 )
-SECRET_FIELD_IN_TEXT = re.compile(
-    r'("(?:' + "|".join(re.escape(n) for n in sorted(SECRET_FIELDS)) + r')"\s*:\s*)'
-    r'"(?:[^"\\]|\\.)*"?',
-    re.IGNORECASE,
-)
 # Bodies are captured up to this size for parsing (agent_id, redaction); the log keeps at most
 # the configured limit of what is left after redaction.
 CAPTURE_BYTES = 64 * 1024
@@ -89,6 +83,79 @@ def redact(value: Any) -> Any:
     if isinstance(value, list):
         return [redact(v) for v in value]
     return value
+
+
+def _string_end(text: str, start: int) -> int:
+    """Index just past the JSON string opening at ``start`` (the end of a truncated text)."""
+    index = start + 1
+    while index < len(text):
+        if text[index] == "\\":
+            index += 2
+        elif text[index] == '"':
+            return index + 1
+        else:
+            index += 1
+    return len(text)
+
+
+def _value_end(text: str, start: int) -> int:
+    """Index just past the JSON value at ``start``, or the end of a truncated text."""
+    if start >= len(text):
+        return start
+    if text[start] == '"':
+        return _string_end(text, start)
+    if text[start] in "{[":
+        depth = 0
+        index = start
+        while index < len(text):
+            char = text[index]
+            if char == '"':
+                index = _string_end(text, index)
+                continue
+            if char in "{[":
+                depth += 1
+            elif char in "}]":
+                depth -= 1
+                if depth == 0:
+                    return index + 1
+            index += 1
+        return len(text)
+    index = start
+    while index < len(text) and text[index] not in ",}] \t\r\n":
+        index += 1
+    return index
+
+
+def redact_text(text: str) -> str:
+    """Secret-named fields redacted in JSON text that may be cut short (no parse needed).
+
+    Walks the text token by token, so a key is only ever recognised where JSON has keys (never
+    inside a string), and the whole value of a secret field is dropped, object or array alike.
+    """
+    out: list[str] = []
+    index = 0
+    copied = 0
+    while index < len(text):
+        if text[index] != '"':
+            index += 1
+            continue
+        end = _string_end(text, index)
+        after = end
+        while after < len(text) and text[after] in " \t\r\n":
+            after += 1
+        if after < len(text) and text[after] == ":":
+            name = text[index + 1 : end - 1]
+            value = after + 1
+            while value < len(text) and text[value] in " \t\r\n":
+                value += 1
+            if name.lower() in SECRET_FIELDS:
+                out.append(text[copied:value])
+                out.append(f'"{REDACTED}"')
+                index = copied = _value_end(text, value)
+                continue
+        index = end
+    out.append(text[copied:])
+    return "".join(out)
 
 
 def _scrub(value: Any, secrets: tuple[str, ...]) -> Any:
@@ -116,7 +183,7 @@ def _render_body(raw: bytes, complete: bool, limit: int, secrets: tuple[str, ...
     if parsed is not None:
         text = orjson.dumps(parsed).decode()
     else:
-        text = SECRET_FIELD_IN_TEXT.sub(r'\1"' + REDACTED + '"', raw.decode("utf-8", "replace"))
+        text = redact_text(raw.decode("utf-8", "replace"))
         text = _scrub(text, secrets)
     encoded = text.encode("utf-8")
     if len(encoded) <= limit:

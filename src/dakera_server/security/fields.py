@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 
 from dakera_server.engine import rules
+from dakera_server.engine.filters import FIELD_OPERATORS, LOGICAL_OPERATORS
 from dakera_server.security.ssrf import url_refusal
 
 __all__ = [
@@ -41,13 +42,7 @@ KEY_PATTERN = re.compile(r"^\w[\w .:/@#+\-]*$")
 KEY_FORBIDDEN = ("..", "//", " /", "/ ", " -", "--", "@@", "  ")
 MAX_KEY_CHARS = 256
 MAX_NAME_CHARS = 128  # security.md: namespace name and API key name
-FILTER_OPERATORS = frozenset(
-    {
-        "$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$contains",
-        "$icontains", "$startsWith", "$endsWith", "$glob", "$regex", "$arrayContains",
-        "$arrayContainsAll", "$arrayContainsAny", "$and", "$or", "$not", "$nor",
-    }
-)  # fmt: skip
+FILTER_OPERATORS = frozenset((*LOGICAL_OPERATORS, *FIELD_OPERATORS))
 METADATA_KEYS = frozenset({"metadata"})
 FILTER_KEYS = frozenset({"filter", "filters"})
 
@@ -97,7 +92,12 @@ NAMESPACE = Kind(
     rules.NAMESPACE_PATTERN,
     rules.NAMESPACE_MAX_BYTES,
 )
-GRANT = Kind("namespace grant", "a namespace name, a 'prefix*' pattern or '*'", GRANT_PATTERN)
+GRANT = Kind(
+    "namespace grant",
+    "a namespace name, a 'prefix*' pattern or '*'",
+    GRANT_PATTERN,
+    AGENT_NAMESPACE_MAX_BYTES,
+)
 TAG = Kind(
     "tag",
     "letters, digits and '_-.:/@#+', no spaces",
@@ -169,6 +169,8 @@ def key_refusal(key: str) -> str | None:
 
 
 def _namespace_refusal(value: str) -> str | None:
+    if value.endswith("*"):  # a grant pattern, as key creation accepts in 'namespace'
+        return GRANT.refusal(value)
     if value.startswith(AGENT_NAMESPACE_PREFIX):
         agent = value[len(AGENT_NAMESPACE_PREFIX) :]
         if len(value.encode("utf-8")) > AGENT_NAMESPACE_MAX_BYTES:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import unicodedata
+from collections.abc import Iterator
 from urllib.parse import unquote, urlsplit
 
 __all__ = ["address_refusal", "host_refusal", "text_mentions_ssrf", "url_refusal"]
@@ -74,8 +75,8 @@ CANONICAL_IPV4 = re.compile(
 )
 DASHED_IPV4 = re.compile(r"(?:^|[.-])(\d{1,3})-(\d{1,3})-(\d{1,3})-(\d{1,3})(?:$|[.-])")
 DOTTED_IPV4 = re.compile(r"(?:^|\.)(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?=$|\.)")
-URL_IN_TEXT = re.compile(r"([a-z][a-z0-9+.\-]{1,15})://([^\s/?#\"'<>]*)", re.IGNORECASE)
-NESTED_URL = re.compile(r"[?&][\w.-]*=\s*[a-z][a-z0-9+.-]{1,15}://([^\s/?#\"'<>]*)")
+SCHEME_BEFORE = re.compile(r"[a-z][a-z0-9+.\-]{1,15}$")
+AUTHORITY = re.compile(r"[^\s/?#\"'<>]*")
 EVERYDAY_LOOPBACK = frozenset({"127.0.0.1", "127.0.1.1", "[::1]"})
 SAFE_URL_SCHEMES = frozenset({"http", "https"})
 TEXT_SCHEMES_OK = frozenset(
@@ -239,9 +240,9 @@ def url_refusal(url: str) -> str | None:
     if reason is not None:
         return f"it points at {reason}" if reason.startswith("a") else reason
     # A public host that forwards somewhere else (``?url=http://127.0.0.1``) is refused too.
-    decoded = unquote(unquote(url))
-    for match in URL_IN_TEXT.finditer(decoded[len(parts.scheme) + 3 :]):
-        inner = _authority_host(match.group(2))
+    decoded = unquote(unquote(url)).lower()
+    for _, authority, _ in urls_in(decoded[len(parts.scheme) + 3 :]):
+        inner = _authority_host(authority)
         if inner is None or host_refusal(inner) is not None:
             return "it carries a second URL that points inside the network"
     return None
@@ -261,7 +262,7 @@ def _text_host_is_suspicious(authority: str) -> bool:
     host = _authority_host(authority)
     if not host:
         return False
-    if unicodedata.normalize("NFKC", host) != host:
+    if not host.isascii() and unicodedata.normalize("NFKC", host) != host:
         return True  # ⓔⓧⓐⓜⓟⓛⓔ.ⓒⓞⓜ: a filter-bypass spelling, never a real address
     address, obfuscated = _ip_literal(host)
     if address is not None:
@@ -274,26 +275,40 @@ def _text_host_is_suspicious(authority: str) -> bool:
     return embedded is not None and not CANONICAL_IPV4.match(name)
 
 
+def urls_in(low: str) -> Iterator[tuple[str, str, bool]]:
+    """(scheme, authority, passed_as_parameter) of every ``scheme://`` in lower-cased text.
+
+    Found from each ``://`` outwards rather than by a regex scan of every position, which keeps
+    long texts cheap. ``passed_as_parameter`` is true for ``…?url=http://…``.
+    """
+    index = low.find("://")
+    while index != -1:
+        scheme_match = SCHEME_BEFORE.search(low, max(0, index - 16), index)
+        authority_match = AUTHORITY.match(low, index + 3)
+        if scheme_match is not None and authority_match is not None:
+            start = scheme_match.start()
+            as_parameter = start > 0 and low[start - 1] == "="
+            yield scheme_match.group(0), authority_match.group(0), as_parameter
+        index = low.find("://", index + 3)
+
+
 def text_mentions_ssrf(text: str) -> bool:
     """True when free text carries an SSRF shape with no everyday use (see the module doc)."""
     low = text.lower()
     if any(marker in low for marker in METADATA_TEXT):
         return True
-    if "://" not in low:
-        return False
-    for match in URL_IN_TEXT.finditer(low):
-        scheme, authority = match.group(1), match.group(2)
+    for scheme, authority, as_parameter in urls_in(low):
         if scheme in EXOTIC_SCHEMES:
             return True
         if scheme == "file" and (authority not in ("", "localhost") or _sensitive_file(low)):
             return True
         if scheme in TEXT_SCHEMES_OK and _text_host_is_suspicious(authority):
             return True
-    # a URL handed to another URL as a parameter, pointing inside: ?url=http://127.0.0.1:22
-    for match in NESTED_URL.finditer(low):
-        host = _authority_host(match.group(1))
-        if host is not None and host_refusal(host) is not None:
-            return True
+        if as_parameter:
+            # a URL handed to another URL as a parameter, pointing inside: ?url=http://127.0.0.1
+            host = _authority_host(authority)
+            if host is not None and host_refusal(host) is not None:
+                return True
     return False
 
 

@@ -27,6 +27,7 @@ from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dakera_server.api.errors import error_response
+from dakera_server.engine.filters import LOGICAL_OPERATORS
 from dakera_server.engine.rules import MAX_JSON_DEPTH, MAX_TAGS
 from dakera_server.errors import DakeraError, InjectionDetected, InvalidInput
 from dakera_server.security import fields
@@ -146,7 +147,7 @@ class RequestValidator:
                 raise InjectionDetected(
                     f"{NOSQL} detected in '{render(path)}': unknown filter operator"
                 )
-            return None if key in ("$and", "$or", "$not", "$nor") else inherited
+            return None if key in LOGICAL_OPERATORS else inherited
         if key.startswith("$"):
             raise InjectionDetected(
                 f"{NOSQL} detected in '{render(path)}': '$' operators are allowed only in filters"

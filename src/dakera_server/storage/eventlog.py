@@ -12,7 +12,6 @@ reads only committed rows.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from pathlib import Path
 
 from dakera_server.errors import StorageError
 from dakera_server.storage.base import IdentityCodec, PayloadCodec
-from dakera_server.storage.sqlite import map_sqlite_errors
+from dakera_server.storage.sqlite import map_sqlite_errors, open_durable
 
 __all__ = ["EventFilter", "EventRow", "SqliteEventLog"]
 
@@ -78,30 +77,8 @@ class SqliteEventLog:
         self.path = path
         self.codec = codec or IdentityCodec()
         self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with map_sqlite_errors():
-            self._conn = sqlite3.connect(
-                path, check_same_thread=False, isolation_level=None, timeout=30.0
-            )
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.execute("PRAGMA secure_delete=ON")
-            self._migrate()
+        self._conn = open_durable(path, MIGRATIONS, "the event log")
         self.recover()
-
-    def _migrate(self) -> None:
-        version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
-        if version > len(MIGRATIONS):
-            raise StorageError(f"the event log was written by a newer server (schema {version})")
-        for index in range(version, len(MIGRATIONS)):
-            bump = f"PRAGMA user_version = {index + 1};"
-            script = f"BEGIN IMMEDIATE;\n{MIGRATIONS[index]}\n{bump}\nCOMMIT;"
-            try:
-                self._conn.executescript(script)
-            except sqlite3.Error:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
 
     def last_id(self) -> int:
         """The highest id stored (0 when empty), so new ids continue after a restart."""

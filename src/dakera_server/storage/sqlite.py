@@ -15,7 +15,7 @@ from pathlib import Path
 from dakera_server.errors import Conflict, StorageError, Unavailable
 from dakera_server.storage.base import IdentityCodec, Op, PayloadCodec, Store, StoredRow, Table
 
-__all__ = ["SqliteStore", "map_sqlite_errors"]
+__all__ = ["SqliteStore", "map_sqlite_errors", "open_durable"]
 
 TABLES: tuple[Table, ...] = ("memories", "sessions", "namespaces", "vectors", "api_keys", "edges")
 # Tables added by later migrations (the first migration must keep creating exactly TABLES).
@@ -56,6 +56,33 @@ def _checked(table: str) -> str:
     return table
 
 
+def open_durable(path: Path, migrations: Sequence[str], what: str) -> sqlite3.Connection:
+    """A connection for a durable file: WAL, ``synchronous=FULL``, deleted content zeroed,
+    temporary tables in memory, schema migrated to ``len(migrations)``.
+
+    Each migration step runs as one script with its version bump, so it commits whole.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with map_sqlite_errors():
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30.0)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA secure_delete=ON")
+        conn.execute("PRAGMA temp_store=MEMORY")
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version > len(migrations):
+            raise StorageError(f"{what} was written by a newer server (schema {version})")
+        for index in range(version, len(migrations)):
+            bump = f"PRAGMA user_version = {index + 1};"
+            try:
+                conn.executescript(f"BEGIN IMMEDIATE;\n{migrations[index]}\n{bump}\nCOMMIT;")
+            except sqlite3.Error:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+    return conn
+
+
 @contextmanager
 def map_sqlite_errors() -> Iterator[None]:
     """Translate driver errors into the error tree; re-raise anything unrecognised."""
@@ -82,35 +109,7 @@ class SqliteStore(Store):
         self.path = path
         self.codec = codec or IdentityCodec()
         self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with map_sqlite_errors():
-            self._conn = sqlite3.connect(
-                path, check_same_thread=False, isolation_level=None, timeout=30.0
-            )
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            # Deleted content is zeroed, and temporary tables stay in memory, never in a file.
-            self._conn.execute("PRAGMA secure_delete=ON")
-            self._conn.execute("PRAGMA temp_store=MEMORY")
-            self._migrate()
-
-    def _migrate(self) -> None:
-        version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
-        if version > len(MIGRATIONS):
-            raise StorageError(
-                f"the data directory was written by a newer server (schema {version})"
-            )
-        for index in range(version, len(MIGRATIONS)):
-            # One script per step, so the step and its version bump commit together.
-            bump = f"PRAGMA user_version = {index + 1};"
-            script = f"BEGIN IMMEDIATE;\n{MIGRATIONS[index]}\n{bump}\nCOMMIT;"
-            try:
-                self._conn.executescript(script)
-            except sqlite3.Error:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
+        self._conn = open_durable(path, MIGRATIONS, "the data directory")
 
     @property
     def schema_version(self) -> int:

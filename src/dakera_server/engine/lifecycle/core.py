@@ -28,7 +28,7 @@ from dakera_server.engine.lifecycle.ttl import TtlSweeper
 from dakera_server.engine.memories import MemoryEngine
 from dakera_server.engine.policies import MemoryPolicy
 from dakera_server.engine.rules import MEMORY_TYPES, check_agent_id, check_importance
-from dakera_server.errors import InvalidInput
+from dakera_server.errors import InvalidInput, Unavailable
 from dakera_server.storage.base import Store
 
 __all__ = ["TRIGGER_ACTIONS", "Lifecycle"]
@@ -62,6 +62,12 @@ class Lifecycle:
         if policies is not None:
             memories.default_ttl = policies.default_ttl
             memories.extended_expiry = policies.extended_expiry
+            policies.on_change.append(self.decay.forget_resolved)
+            events.add_sink(
+                lambda e: (
+                    policies.invalidate(e.namespace) if e.event_type == "policy_changed" else None
+                )
+            )
         self.feedback = FeedbackEngine(memories, events)
         self.ttl = TtlSweeper(memories, self.trash, events)
         self.autopilot = AutoPilot(
@@ -119,6 +125,15 @@ class Lifecycle:
             resumed_from=resumed_from,
         )
 
+    def _result(self, kind: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Run a pass a client waits for; 503 if the server stopped it (it resumes later)."""
+        job = self.run_job(kind, params)
+        if job.status != "completed":
+            raise Unavailable(
+                f"the {kind} pass was interrupted by a shutdown; it resumes at the next start"
+            )
+        return job.result
+
     def _work(self, kind: str, params: dict[str, Any]) -> Pass:
         if kind == "decay":
             return self.decay.run_cycle
@@ -172,7 +187,8 @@ class Lifecycle:
             totals["memories_scanned"] += report.memories_scanned
             totals["duplicates_found"] += report.duplicates_found
             totals["duplicates_removed"] += report.removed_count
-            context.note(**totals, agents_done=done, agents_total=len(agent_ids))
+            context.note(**totals)
+            context.job.message = f"{done} of {len(agent_ids)} agents done"
         self.autopilot.record(dedup_removed=int(totals["duplicates_removed"]))
         return totals
 
@@ -193,7 +209,8 @@ class Lifecycle:
                 totals["memories_scanned"] += answer["memories_scanned"]
                 totals["clusters_merged"] += len(answer["anchor_ids"])
                 totals["memories_consolidated"] += answer["memories_deprecated"]
-            context.note(**totals, agents_done=done, agents_total=len(agent_ids))
+            context.note(**totals)
+            context.job.message = f"{done} of {len(agent_ids)} agents done"
         self.autopilot.record(consolidated=totals["memories_consolidated"])
         return totals
 
@@ -218,7 +235,7 @@ class Lifecycle:
             params["memory_type"] = memory_type.lower()
         if not caller.can_see_agent(agent_id) or self.memories.agent(caller, agent_id) is None:
             return self.dedup_empty()
-        return self.run_job("dedup", params).result
+        return self._result("dedup", params)
 
     @staticmethod
     def dedup_empty() -> dict[str, Any]:
@@ -236,13 +253,13 @@ class Lifecycle:
         """``POST /v1/agents/{id}/consolidate``: one DBSCAN pass over the agent."""
         if not caller.can_see_agent(agent_id):
             return self.consolidator.consolidate_agent(caller, agent_id, _NO_CONTEXT)
-        return self.run_job("consolidation", {"agent_id": agent_id}).result
+        return self._result("consolidation", {"agent_id": agent_id})
 
     def compress(self, caller: Caller, agent_id: str) -> dict[str, Any]:
         """``POST /v1/agents/{id}/compress``: summarise the agent's clusters."""
         if not caller.can_see_agent(agent_id):
             return self.compressor.compress(caller, agent_id, _NO_CONTEXT)
-        return self.run_job("compression", {"agent_id": agent_id}).result
+        return self._result("compression", {"agent_id": agent_id})
 
     def trigger(self, action: Any) -> dict[str, Any]:
         """``POST /v1/admin/autopilot/trigger``: run passes now and answer what they did."""
@@ -252,18 +269,18 @@ class Lifecycle:
         answer: dict[str, Any] = {"success": True, "action": action}
         done = []
         if action in ("dedup", "all"):
-            result = self.run_job("dedup", {}).result
+            result = self._result("dedup", {})
             answer["dedup"] = result
             done.append(f"dedup ({result.get('mode')}) removed {result['duplicates_removed']}")
         if action in ("consolidate", "all"):
-            result = self.run_job("consolidation", {}).result
+            result = self._result("consolidation", {})
             answer["consolidation"] = result
             done.append(f"consolidation merged {result['memories_consolidated']}")
         if action == "decay":
-            answer["decay"] = self.run_job("decay", {}).result
+            answer["decay"] = self._result("decay", {})
             done.append("decay cycle ran")
         if action == "ttl":
-            answer["ttl"] = self.run_job("ttl_sweep", {}).result
+            answer["ttl"] = self._result("ttl_sweep", {})
             done.append("ttl sweep ran")
         answer["message"] = "; ".join(done)
         return answer
@@ -272,7 +289,7 @@ class Lifecycle:
         """``POST /v1/admin/ttl/cleanup``: purge expired memories now."""
         if namespace is not None and not isinstance(namespace, str):
             raise InvalidInput("'namespace' must be a string")
-        result = self.run_job("ttl_sweep", {"namespace": namespace}).result
+        result = self._result("ttl_sweep", {"namespace": namespace})
         removed = int(result.get("memories_removed", 0))
         return {
             "success": True,

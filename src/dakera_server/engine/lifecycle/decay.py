@@ -211,6 +211,8 @@ class DecayEngine:
         self.events = events
         self.policies = policies
         self.config = DecayConfig.from_document(state.load("decay.config"))
+        # Ranking asks for every candidate of every recall: resolve once per namespace and type.
+        self._resolved: dict[tuple[str, str], DecayPolicy] = {}
         self._stats: dict[str, Any] = state.load("decay.stats") or {
             "total_decayed": 0,
             "total_deleted": 0,
@@ -223,10 +225,22 @@ class DecayEngine:
         config = self.config.changed(changes)
         self.state.save("decay.config", config.to_wire())
         self.config = config
+        self.forget_resolved()
         return config
+
+    def forget_resolved(self) -> None:
+        """Drop cached policies (the config or a namespace policy changed)."""
+        self._resolved = {}
 
     def policy_for(self, memory: Memory) -> DecayPolicy:
         """The curve for ``memory``: its namespace's stored policy, else the global config."""
+        key = (memory.agent_id, memory.memory_type)
+        resolved = self._resolved.get(key)
+        if resolved is None:
+            resolved = self._resolved[key] = self._resolve(memory)
+        return resolved
+
+    def _resolve(self, memory: Memory) -> DecayPolicy:
         config = self.config
         strategy, half_life = config.strategy, config.half_life_hours
         half_life = config.type_half_life_hours.get(memory.memory_type, half_life)

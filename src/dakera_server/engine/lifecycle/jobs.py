@@ -62,7 +62,7 @@ class Job:
     @property
     def progress(self) -> float:
         """Fraction done, 0.0-1.0 (1.0 once completed); a pass over all agents reports the
-        agent under way here and how many agents are done in ``result``."""
+        agent under way here and how many agents are done in ``message``."""
         if self.status == "completed":
             return 1.0
         return 0.0 if self.total <= 0 else min(1.0, self.processed / self.total)

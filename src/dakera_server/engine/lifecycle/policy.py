@@ -28,27 +28,40 @@ MAX_DOUBLINGS = 10
 
 
 class NamespacePolicies:
-    """Customised namespace policies as plain mappings, with the TTL rules built on them."""
+    """Customised namespace policies as plain mappings, with the TTL rules built on them.
+
+    Answers are cached per namespace; ``invalidate`` (wired to ``policy_changed`` events)
+    drops a namespace's entry and tells the ``on_change`` listeners.
+    """
 
     def __init__(self, policy_for: Callable[[str], MemoryPolicy]) -> None:
         self._policy_for = policy_for
         self._default = MemoryPolicy()
-        self._cache: dict[str, tuple[MemoryPolicy, Mapping[str, Any] | None]] = {}
+        self._cache: dict[str, Mapping[str, Any] | None] = {}
         self._lock = threading.Lock()
+        self.on_change: list[Callable[[], None]] = []
 
     def __call__(self, namespace: str) -> Mapping[str, Any] | None:
         """The namespace's policy as a mapping, or ``None`` when it was not customised."""
+        try:
+            return self._cache[namespace]
+        except KeyError:
+            pass
         policy = self._policy_for(namespace)
-        if policy == self._default:
-            return None
+        mapping = None if policy == self._default else asdict(policy)
         with self._lock:
-            hit = self._cache.get(namespace)
-            if hit is not None and hit[0] is policy:
-                return hit[1]
-        mapping = asdict(policy)
-        with self._lock:
-            self._cache[namespace] = (policy, mapping)
+            self._cache[namespace] = mapping
         return mapping
+
+    def invalidate(self, namespace: str | None) -> None:
+        """Forget the cached policy of ``namespace`` (all of them when ``None``)."""
+        with self._lock:
+            if namespace is None:
+                self._cache.clear()
+            else:
+                self._cache.pop(namespace, None)
+        for listener in self.on_change:
+            listener()
 
     def default_ttl(self, agent_id: str, memory_type: str) -> int | None:
         """Seconds a new memory of this type lives when the client gave no TTL."""
