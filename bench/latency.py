@@ -15,9 +15,10 @@ through the SDK: 200 single ``store_memory`` calls, 4 batches of 500 with
 ``store_memories_batch`` (memories/s), 300 sequential ``recall(top_k=10)`` calls, and recall
 throughput with 4 client threads.
 
-Against a running server (``make run``; its encryption is whatever it was started with):
+Against a running server (``make run``; its encryption is whatever it was started with; the
+root key it printed at first start, or DAKERA_ROOT_API_KEY; ``--url`` defaults to port 3300):
 
-    .venv/bin/python bench/latency.py --api-key "$DAKERA_ROOT_API_KEY" --sizes 1000,10000
+    .venv/bin/python bench/latency.py --api-key dk_... --sizes 1000,10000
 
 fills one fresh agent through the SDK (batch store) up to each size and measures the same way.
 
@@ -173,9 +174,10 @@ def threaded_recalls(client: DakeraClient, agent_id: str, asked: list[str]) -> f
 
 def run_spawned(sizes: list[int], work: Path) -> list[dict[str, Any]]:
     """Pre-filled data dirs, one server per (mode, size)."""
-    from dakera_server.engine.embeddings import create_provider
     from tests.conftest import ROOT_KEY
     from tests.processes import spawn_server
+
+    from dakera_server.engine.embeddings import create_provider
 
     base = create_provider("builtin").embed(memory_texts(BASE_EMBEDDED, seed=5)).vectors
     rows = []
@@ -183,7 +185,10 @@ def run_spawned(sizes: list[int], work: Path) -> list[dict[str, Any]]:
         for size in sizes:
             data_dir = work / f"{mode}-{size}"
             prefill(data_dir, "bench", size, base)
-            env = {"DAKERA_ENCRYPTION_KEY": ENCRYPTION_KEY} if mode == "encrypted" else {}
+            # The global rate limit (100 req/s by default) would cap the threaded recalls.
+            env = {"RATE_LIMIT_RPS": "0"}
+            if mode == "encrypted":
+                env["DAKERA_ENCRYPTION_KEY"] = ENCRYPTION_KEY
             started = time.perf_counter()
             server = spawn_server(data_dir, work / f"{mode}-{size}.log", **env)
             startup = time.perf_counter() - started

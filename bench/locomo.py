@@ -7,16 +7,18 @@ request). Each question of categories 1-4 is then a ``recall(top_k=20)``; the ta
 evidence recall@k, hit@k (k = 5, 10, 20) and MRR per category, and recall latency p50/p95 as the
 SDK sees it (HTTP included). The metric and evidence clean-up are in ``bench/locomo_data.py``.
 
-Against ``make run``'s server (its root key in DAKERA_ROOT_API_KEY):
+Against ``make run``'s server (the root key it printed at first start, or DAKERA_ROOT_API_KEY):
 
-    .venv/bin/python bench/locomo.py --api-key "$DAKERA_ROOT_API_KEY"
+    .venv/bin/python bench/locomo.py --url http://127.0.0.1:3300 --api-key dk_...
 
 or with a server of its own (subprocess on a free port, temporary data dir):
 
     .venv/bin/python bench/locomo.py --spawn
 
 Options: ``--conversations 0-4`` (the default; 0-2 is the tune split, 3-4 the check split),
-``--captions`` (append the shared photo's caption to a turn), ``--out FILE`` (markdown table).
+``--captions`` (append the shared photo's caption to a turn), ``--session-time`` (every turn gets
+the bare session date, so turns have no order; by default turn i of a session is dated
+session + i seconds, see ``bench/locomo_data.py``), ``--out FILE`` (markdown table).
 Each run uses fresh agent ids and forgets its memories at the end (``--keep`` keeps them).
 The last line is machine-readable: ``LOCOMO_SUMMARY {json}``. The machine has 2 cores shared with
 other work, so latency numbers are noisy; quality numbers are deterministic.
@@ -64,7 +66,12 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def store_conversation(
-    client: DakeraClient, conv: Conversation, agent_id: str, *, captions: bool
+    client: DakeraClient,
+    conv: Conversation,
+    agent_id: str,
+    *,
+    captions: bool,
+    session_time: bool = False,
 ) -> dict[str, str]:
     """Store every turn of ``conv`` as memories of ``agent_id``; returns memory id → dia_id."""
     dia_of: dict[str, str] = {}
@@ -77,7 +84,7 @@ def store_conversation(
                 memories=[
                     BatchStoreMemoryItem(
                         content=turn.content(captions=captions),
-                        event_time=turn.event_time,
+                        event_time=turn.session_time if session_time else turn.event_time,
                         metadata={"dia_id": turn.dia_id, "session": turn.session},
                     )
                     for turn in chunk
@@ -90,7 +97,12 @@ def store_conversation(
 
 
 def run(
-    client: DakeraClient, conversations: list[Conversation], *, captions: bool, keep: bool
+    client: DakeraClient,
+    conversations: list[Conversation],
+    *,
+    captions: bool,
+    session_time: bool,
+    keep: bool,
 ) -> tuple[Scores, dict[int, Scores], list[float], float]:
     """Store, recall every question, score. Returns (all, per conversation, latencies, store s)."""
     tag = secrets.token_hex(3)
@@ -99,7 +111,9 @@ def run(
     for conv in conversations:
         agent_id = f"{conv.agent_id}-{tag}"
         started = time.perf_counter()
-        dia_of = store_conversation(client, conv, agent_id, captions=captions)
+        dia_of = store_conversation(
+            client, conv, agent_id, captions=captions, session_time=session_time
+        )
         store_seconds += time.perf_counter() - started
         scores = Scores()
         for question in conv.questions:
@@ -146,6 +160,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--conversations", default="0-4")
     parser.add_argument("--captions", action="store_true")
+    parser.add_argument("--session-time", action="store_true")
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -163,7 +178,11 @@ def main() -> None:
         try:
             client = DakeraClient(url, api_key=key, timeout=600)
             total, per_conv, latencies, store_s = run(
-                client, conversations, captions=args.captions, keep=args.keep
+                client,
+                conversations,
+                captions=args.captions,
+                session_time=args.session_time,
+                keep=args.keep,
             )
             client.close()
         finally:
@@ -197,6 +216,7 @@ def main() -> None:
         "conversations": sorted(wanted),
         "questions": total.counts.get("all", 0),
         "captions": args.captions,
+        "session_time": args.session_time,
         **{name: round(total.mean("all", name), 2) for name in metric_names()},
         "tune_recall@10": round(tune.mean("all", "recall@10"), 2) if tune.counts else None,
         "check_recall@10": round(check.mean("all", "recall@10"), 2) if check.counts else None,

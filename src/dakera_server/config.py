@@ -258,6 +258,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Below this many vectors an index searches exactly (numpy); above it, HNSW.",
     ),
     Setting(
+        "DAKERA_NUMERIC_THREADS",
+        "numeric_threads",
+        _int_parser(0, 64),
+        1,
+        "Threads numpy's BLAS may use per operation (embeddings, exact search); 0 = the "
+        "library's default. 1 avoids oversubscription stalls on small or shared machines.",
+    ),
+    Setting(
         "DAKERA_GRPC_ENABLED",
         "grpc_enabled",
         _parse_bool,
@@ -360,7 +368,7 @@ SETTINGS: tuple[Setting, ...] = (
         "DAKERA_BACKGROUND_CPU_PERCENT",
         "background_cpu_percent",
         _int_parser(1, 100),
-        50,
+        25,
         "Share of one core a background lifecycle pass may use; it sleeps between batches.",
     ),
     Setting(
@@ -472,6 +480,7 @@ class Settings:
     max_memory_content_bytes: int = 100_000
     session_idle_timeout_secs: int = 14_400
     exact_search_threshold: int = 10_000
+    numeric_threads: int = 1
     grpc_enabled: bool = True
     grpc_port: int = 50051
     rate_limit_rps: int = 100
@@ -486,7 +495,7 @@ class Settings:
     autopilot_enabled: bool = True
     decay_interval_secs: int = 3600
     ttl_sweep_interval_secs: int = 60
-    background_cpu_percent: int = 50
+    background_cpu_percent: int = 25
     graph_similarity_threshold: float = 0.85
     ode_url: str | None = None
     ode_allow_private: bool = False

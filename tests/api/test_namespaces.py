@@ -141,20 +141,27 @@ def test_listing_is_the_object_form_with_agent_kinds(
 
 
 def test_admin_forms_store_the_encryption_flag(http: httpx.Client, ns: str) -> None:
-    created = http.post(
+    # This shared server has no DAKERA_ENCRYPTION_KEY: an "encrypted" namespace is refused
+    # rather than stored in plaintext (tests/security/test_encryption.py covers the keyed case).
+    refused = http.post(
         "/admin/namespaces",
         json={"name": ns, "config": {"vector_index": "hnsw", "encryption": True}},
     )
+    assert refused.status_code == 400 and "DAKERA_ENCRYPTION_KEY" in refused.json()["error"]
+    created = http.post(
+        "/admin/namespaces",
+        json={"name": ns, "config": {"vector_index": "hnsw", "encryption": False}},
+    )
     assert created.status_code == 201, created.text
     body = created.json()
-    assert body["config"] == {"vector_index": "hnsw", "encryption": True}
+    assert body["config"] == {"vector_index": "hnsw", "encryption": False}
     assert body["dimension"] is None  # set by the first vector
     http.post(f"/v1/namespaces/{ns}/vectors", json={"vectors": [{"id": "a", "values": [1, 2]}]})
     info = http.get(f"/v1/namespaces/{ns}").json()
-    assert info["dimension"] == 2 and info["config"]["encryption"] is True
+    assert info["dimension"] == 2 and info["config"]["encryption"] is False
     listing = http.get("/v1/admin/namespaces").json()
     entry = next(n for n in listing["namespaces"] if n["name"] == ns)
-    assert entry["config"]["encryption"] is True and listing["kinds"][ns] == "data"
+    assert entry["config"]["encryption"] is False and listing["kinds"][ns] == "data"
     bad = http.post(
         "/v1/admin/namespaces", json={"name": ns + "x", "config": {"vector_index": "ivf"}}
     )

@@ -100,6 +100,10 @@ def test_no_canary_reaches_the_disk(tmp_path: Path, embedder: Any) -> None:
     try:
         ids = fill(server.url, canary)
         with server.http() as http:
+            flagged = http.post(
+                "/admin/namespaces", json={"name": "encflag", "config": {"encryption": True}}
+            )
+            assert flagged.status_code == 201, flagged.text
             key = http.post("/admin/keys", json={"name": "app", "scope": "read"})
             secret = key.json().get("key", "dk_missing")
             assert (

@@ -14,10 +14,16 @@ from dakera_server.engine.core import Engine
 __all__ = ["CallerDep", "EngineDep"]
 
 
-def _engine(request: Request) -> Engine:
+# async on purpose: FastAPI runs sync dependencies in a worker thread, which costs two thread
+# hand-offs per dependency per request for what is only an attribute lookup.
+async def _engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 
 
+async def _caller(request: Request) -> Caller:
+    return current_caller(request)
+
+
 EngineDep = Annotated[Engine, Depends(_engine)]
-CallerDep = Annotated[Caller, Depends(current_caller)]
+CallerDep = Annotated[Caller, Depends(_caller)]

@@ -22,6 +22,7 @@ from dakera_server.engine.memories import Clock, MemoryEngine
 from dakera_server.engine.policies import PolicyStore
 from dakera_server.engine.sessions import SessionEngine
 from dakera_server.engine.snapshots import SnapshotStore
+from dakera_server.engine.threads import limit_numeric_threads
 from dakera_server.engine.vectors import NamespaceEngine
 from dakera_server.storage.base import CurrentCodec, PayloadCodec
 from dakera_server.storage.eventlog import EVENT_LOG_FILE, SqliteEventLog
@@ -57,6 +58,7 @@ class Engine:
     ) -> None:
         self.settings = settings
         self.started_at = time.time()
+        limit_numeric_threads(settings.numeric_threads)
         data_dir = Path(settings.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
         # ``codec`` comes from security.encryption.open_codec (None: plaintext store).

@@ -49,6 +49,9 @@ class Event:
                 wire[name] = value
         if self.details:
             wire["details"] = self.details
+            # The SDK's DakeraEvent reads op/count/dimension/progress… at the top level.
+            for key, value in self.details.items():
+                wire.setdefault(key, value)
         if self.content is not None:
             wire["content"] = self.content
         if self.tags is not None:

@@ -40,10 +40,10 @@ class RecallTuning:
 
     vector_weight: float = 0.4
     fill_vector: bool = True
-    when_boost: float = 0.0
-    window_boost: float = 0.0
-    speaker_boost: float = 0.0
-    neighbour_weight: float = 0.0
+    when_boost: float = 0.3
+    window_boost: float = 0.5
+    speaker_boost: float = 0.1
+    neighbour_weight: float = 0.7
     neighbour_seeds: int = 5
 
 

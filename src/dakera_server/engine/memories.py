@@ -485,22 +485,27 @@ class MemoryEngine:
         put: Sequence[tuple[Memory, npt.NDArray[np.float32] | None]] = (),
         delete: Sequence[str] = (),
         extra_ops: Sequence[Op] = (),
-    ) -> None:
+        unchanged: Sequence[Memory] = (),
+    ) -> bool:
         """Commit engine-made changes to one agent in one atomic durable write, then index them.
 
         Lifecycle jobs (decay, feedback, deduplication, consolidation, TTL, restore) change
         memories no client sent. A ``None`` vector keeps the indexed one. Everything, including
         ``extra_ops`` (trash rows, say), commits together, so an interrupted job leaves each call
-        applied or not. Holds the agent's lock throughout: callers may check under the same
-        (re-entrant) lock that nothing changed since they looked.
+        applied or not. ``unchanged`` are the memories the change was computed from: if one is no
+        longer the current object (updated, forgotten), nothing is written and False is
+        returned. Only the check, the write and the index swap hold the agent's lock (recall
+        waits on it); derived-data hooks run after it is released.
         """
         agent = self._agent(agent_id, create=True)
+        vectors = [v if v is not None else agent.vectors.get_vector(m.id) for m, v in put]
+        ops = [self._put_op(m, v) for (m, _), v in zip(put, vectors, strict=True)]
+        ops += [Op.delete("memories", memory_id, group=agent_id) for memory_id in delete]
+        fresh = [(m, v) for m, v in put if v is not None]
         with agent.lock:
-            vectors = [v if v is not None else agent.vectors.get_vector(m.id) for m, v in put]
-            ops = [self._put_op(m, v) for (m, _), v in zip(put, vectors, strict=True)]
-            ops += [Op.delete("memories", memory_id, group=agent_id) for memory_id in delete]
+            if any(agent.memories.get(m.id) is not m for m in unchanged):
+                return False
             self.storage.write([*ops, *extra_ops])
-            fresh = [(m, v) for m, v in put if v is not None]
             if fresh:
                 agent.put_many([m for m, _ in fresh], np.stack([v for _, v in fresh]))
             for memory, vector in put:
@@ -508,16 +513,17 @@ class MemoryEngine:
                     agent.replace_text(memory, None)
                 self._owners.setdefault(memory.id, set()).add(agent_id)
             gone = agent.remove(delete)
-            for hook in self.on_indexed if fresh else ():
-                hook([m for m, _ in fresh], np.stack([v for _, v in fresh]))
-            for forgotten in self.on_forgotten if gone else ():
-                forgotten(agent_id, gone)
-            for memory in gone:
-                owners = self._owners.get(memory.id)
-                if owners is not None:
-                    owners.discard(agent_id)
-                    if not owners:
-                        self._owners.pop(memory.id, None)
+        for hook in self.on_indexed if fresh else ():
+            hook([m for m, _ in fresh], np.stack([v for _, v in fresh]))
+        for forgotten in self.on_forgotten if gone else ():
+            forgotten(agent_id, gone)
+        for memory in gone:
+            owners = self._owners.get(memory.id)
+            if owners is not None:
+                owners.discard(agent_id)
+                if not owners:
+                    self._owners.pop(memory.id, None)
+        return True
 
     # -------------------------------------------------------------- access stats
     def touch(self, memories: Iterable[Memory]) -> None:

@@ -19,12 +19,17 @@ Everything here is pure, deterministic string work: a few regular expressions pe
 from __future__ import annotations
 
 import calendar
+import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 __all__ = ["QueryAnalysis", "analyze_query", "has_time_expression", "speaker_of"]
 
+# Recall asks has_time_expression of the same candidates again and again: cached for short
+# texts only, so the cache stays a few MB whatever the memories hold.
+_CACHED_TEXT_CHARS = 1000
 _MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}
 _MONTHS.update({name.lower(): i for i, name in enumerate(calendar.month_abbr) if name})
 _MONTHS.pop("may", None)  # "may" is also a verb: only the full-word pattern below matches it
@@ -70,8 +75,9 @@ _NOT_NAMES = frozenset(
     what when where which who whom whose why how would could should did does do is are was were
     has have had can will may might in on at for from to of the a an and or but if according
     around since during after before yes no please tell give list name describe explain i
+    monday tuesday wednesday thursday friday saturday sunday spring summer autumn fall winter
     """.split()
-)
+).union(_MONTHS)
 
 
 @dataclass(frozen=True)
@@ -98,29 +104,31 @@ def _month_span(year: int, first: int, last: int) -> tuple[int, int]:
     return int(start.timestamp()), int(end.timestamp())
 
 
-def _years_for(explicit: str | None, years: list[int], reference_years: range) -> list[int]:
+def _years_for(
+    explicit: str | None, years: list[int], reference_years: Callable[[], range]
+) -> list[int]:
     if explicit is not None:
         return [int(explicit)]
     if years:
         return years
-    return list(reference_years)
+    return list(reference_years())
 
 
-def analyze_query(query: str, reference_years: range | None = None) -> QueryAnalysis:
+def analyze_query(
+    query: str, reference_years: range | Callable[[], range] = range(0)
+) -> QueryAnalysis:
     """Read the time intent, named periods and names of ``query``.
 
     A month or season with no year applies to every year in ``reference_years`` (the span of
-    the agent's event times), since "camping in June" means June of whichever year it was.
+    the agent's event times, or a function computing it: called only when needed), since
+    "camping in June" means June of whichever year it was.
     """
+    span = reference_years if callable(reference_years) else lambda: reference_years
     years_named = [int(y) for y in _YEAR.findall(query)]
-    span = reference_years if reference_years is not None else range(0)
     windows: list[tuple[int, int]] = []
-    month_hits = [
-        m for m in _MONTH_IN_QUERY.finditer(query) if m.group(1).lower() != "may" or m.group(2)
-    ]
-    for match in month_hits:
+    for match in _MONTH_IN_QUERY.finditer(query):
         word = match.group(1).lower()
-        month = _MONTHS.get(word, 5 if word == "may" else 0)
+        month = _MONTHS.get(word, 5)  # "may" is kept out of _MONTHS (the verb)
         for year in _years_for(match.group(2), years_named, span):
             windows.append(_month_span(year, month, month))
     for match in _SEASON_IN_QUERY.finditer(query):
@@ -142,6 +150,13 @@ def analyze_query(query: str, reference_years: range | None = None) -> QueryAnal
 
 def has_time_expression(text: str) -> bool:
     """Whether ``text`` dates something: "yesterday", "last Friday", "two weeks ago", "2022"."""
+    if len(text) > _CACHED_TEXT_CHARS:
+        return _TIME_EXPRESSION.search(text) is not None
+    return _has_time_expression_cached(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _has_time_expression_cached(text: str) -> bool:
     return _TIME_EXPRESSION.search(text) is not None
 
 

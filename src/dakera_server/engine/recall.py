@@ -2,8 +2,10 @@
 
 Pipeline (dakera-api.md §8): filters become an ``allow`` predicate applied *inside* both index
 searches (before top-k) → vector candidates and BM25 candidates from a pool whose size does not
-depend on ``top_k`` (so top-k prefixes are stable) → min-max or RRF fusion → rank score that
-blends relevance with importance and recency → top-k.
+depend on ``top_k`` (so top-k prefixes are stable) → relevance (``fusion.py``: min-max or RRF
+fusion, query-intent boosts from ``query.py``, session neighbours from ``timeline.py``) → rank
+score that blends relevance with importance and recency → top-k. docs/benchmarks.md measures each
+part on LoCoMo.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from dakera_server.errors import InvalidInput
 __all__ = ["RecallFilters", "RecallOutcome", "RecallTuning", "ScoredMemory", "recall"]
 
 CANDIDATE_POOL = 100
+MAX_YEARS_SPANNED = 30
 RECENCY_HALF_LIFE_DAYS = 30.0
 ROUTINGS = ("auto", "vector", "bm25", "hybrid")
 FUSIONS = ("minmax", "rrf")
@@ -168,7 +171,10 @@ def _years(
         for memory_id, _ in (*vector_hits, *text_hits)
         if memory_id in memories
     }
-    return range(min(years), max(years) + 1) if years else range(0)
+    if not years:
+        return range(0)
+    # A month without a year is matched in every year of the span; a few decades is plenty.
+    return range(max(min(years), max(years) - MAX_YEARS_SPANNED + 1), max(years) + 1)
 
 
 def _neighbours(agent: AgentMemories, allow: Callable[[str], bool]) -> Callable[[str], list[str]]:
@@ -205,7 +211,10 @@ def recall(
     touch: bool = True,
     tuning: RecallTuning = DEFAULT_TUNING,
 ) -> RecallOutcome:
-    """Rank the agent's memories for ``query``; an unknown or invisible agent has none."""
+    """Rank the agent's memories for ``query``; an unknown or invisible agent has none.
+
+    ``tuning`` sets the ranking knobs (the server always uses the defaults; benchmarks vary it).
+    """
     if not isinstance(query, str) or not query.strip():
         raise InvalidInput("'query' must be a non-empty string")
     if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= 1000:
@@ -247,7 +256,7 @@ def recall(
             cosine=_cosine(agent, query_vector) if use_vector else None,
             fusion=fusion,
             vector_weight=weight,
-            analysis=analyze_query(query, _years(memories, vector_hits, text_hits)),
+            analysis=analyze_query(query, lambda: _years(memories, vector_hits, text_hits)),
             neighbours=_neighbours(agent, allow) if tuning.neighbour_weight > 0 else None,
             tuning=tuning,
         )

@@ -49,7 +49,7 @@ from dakera_server.errors import (
     Unavailable,
     UnprocessableContent,
 )
-from dakera_server.storage.base import CurrentCodec, Op, Store
+from dakera_server.storage.base import CurrentCodec, IdentityCodec, Op, Store
 
 __all__ = ["NamespaceEngine", "NamespaceView", "WritePlan"]
 
@@ -260,6 +260,12 @@ class NamespaceEngine:
         kind = check_index_type(index_type)
         if not isinstance(encryption, bool):
             raise InvalidInput("'config.encryption' must be true or false")
+        if encryption and isinstance(getattr(self.store, "codec", None), IdentityCodec):
+            # One key encrypts the whole data directory; without it, "encrypted" would be a lie.
+            raise InvalidInput(
+                "'config.encryption' needs encryption at rest: set DAKERA_ENCRYPTION_KEY (with it "
+                "every namespace is encrypted)"
+            )
         if not caller.can_see(name):
             raise not_found(name)
         with self._create_lock:

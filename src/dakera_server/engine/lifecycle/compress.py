@@ -25,7 +25,6 @@ from dakera_server.engine.lifecycle.consolidate import PROTECTED_IMPORTANCE, mer
 from dakera_server.engine.lifecycle.dedup import session_buckets, survivor_order
 from dakera_server.engine.lifecycle.jobs import JobContext
 from dakera_server.engine.lifecycle.similarity import dbscan, similar_pairs, unit_matrix
-from dakera_server.engine.lifecycle.state import SYSTEM
 from dakera_server.engine.lifecycle.trash import Trash, TrashEntry
 from dakera_server.engine.memories import MemoryEngine, new_memory_id
 from dakera_server.engine.models import Memory
@@ -79,7 +78,7 @@ class Compressor:
         answer["memories_scanned"] = answer["memories_before"] = len(live)
         candidates = [m for m in live if m.importance <= PROTECTED_IMPORTANCE]
         if agent is not None and len(candidates) >= MIN_CLUSTER:
-            matrix = unit_matrix(agent.vectors, [m.id for m in candidates])
+            matrix = unit_matrix(agent.vectors, [m.id for m in candidates], context.checkpoint)
             pairs = similar_pairs(
                 matrix,
                 SIMILARITY,
@@ -87,7 +86,9 @@ class Compressor:
                 checkpoint=context.checkpoint,
             )
             clusters = [
-                c for c in dbscan(len(candidates), pairs, MIN_CLUSTER) if len(c) >= MIN_CLUSTER
+                c
+                for c in dbscan(len(candidates), pairs, MIN_CLUSTER, context.checkpoint)
+                if len(c) >= MIN_CLUSTER
             ]
             answer["clusters_found"] = len(clusters)
             context.progress(0, len(clusters))
@@ -147,26 +148,26 @@ class Compressor:
             updated_at=now,
             last_accessed_at=now,
         )
-        agent = self.memories.agent(SYSTEM, agent_id)
-        if agent is None:
-            return
         ops: list[Op] = []
         entries: list[TrashEntry | None] = []
-        with agent.lock:
-            if any(agent.memories.get(m.id) is not m for m in members):
-                answer["summaries_skipped"].append(
-                    {"summary_id": summary_id, "reason": "a memory changed during the pass"}
-                )
-                return
-            for memory in members:
-                trash_ops, entry = self.trash.ops(
-                    memory, "consolidation", summary_id, self.retention_hours(), now
-                )
-                ops += trash_ops
-                entries.append(entry)
-            self.memories.apply(
-                agent_id, put=[(summary, vector)], delete=[m.id for m in members], extra_ops=ops
+        for memory in members:
+            trash_ops, entry = self.trash.ops(
+                memory, "consolidation", summary_id, self.retention_hours(), now
             )
+            ops += trash_ops
+            entries.append(entry)
+        committed = self.memories.apply(
+            agent_id,
+            put=[(summary, vector)],
+            delete=[m.id for m in members],
+            extra_ops=ops,
+            unchanged=members,
+        )
+        if not committed:
+            answer["summaries_skipped"].append(
+                {"summary_id": summary_id, "reason": "a memory changed during the pass"}
+            )
+            return
         self.trash.remember(entries)
         answer["summary_ids"].append(summary_id)
         answer["deprecated_ids"].extend(m.id for m in members)

@@ -10,8 +10,9 @@ Two forms (dakera-api.md §3.7, §4.2):
   best memory is the anchor and absorbs the others, which are deprecated. Memories with
   importance above 0.8 are never deprecated.
 
-Removed memories stay restorable in the trash (kind ``consolidation``). Every cluster or merge
-is one atomic store write, checked under the agent's lock against concurrent changes.
+Removed memories stay restorable in the trash (kind ``consolidation``). A merge, or a batch of
+clusters, is one atomic store write, checked under the agent's lock against concurrent changes
+(a cluster whose memories changed since the scan is left for the next pass).
 """
 
 from __future__ import annotations
@@ -27,10 +28,15 @@ import numpy as np
 
 from dakera_server.engine.access import Caller
 from dakera_server.engine.events import EventBus
-from dakera_server.engine.lifecycle.dedup import fold, session_buckets, survivor_order
+from dakera_server.engine.lifecycle.dedup import (
+    WRITE_BATCH,
+    fold_batch,
+    session_buckets,
+    survivor_order,
+)
 from dakera_server.engine.lifecycle.jobs import JobContext
 from dakera_server.engine.lifecycle.similarity import dbscan, similar_pairs, unit_matrix
-from dakera_server.engine.lifecycle.state import SYSTEM, StateStore
+from dakera_server.engine.lifecycle.state import StateStore
 from dakera_server.engine.lifecycle.trash import Trash, TrashEntry
 from dakera_server.engine.memories import MemoryEngine, new_memory_id
 from dakera_server.engine.models import Memory
@@ -232,24 +238,22 @@ class Consolidator:
             access_count=sum(m.access_count for m in sources),
         )
         vector = self.memories.embedder.embed([content]).vectors[0]
-        agent = self.memories.agent(caller, agent_id)
-        if agent is None:
-            raise MemoryNotFound(f"agent '{agent_id}' has no memories", resource="agent")
         ops: list[Op] = []
         entries: list[TrashEntry | None] = []
         retention = self._retention(self.config(agent_id))
-        with agent.lock:
-            if any(agent.memories.get(m.id) is not m for m in sources):
-                raise Conflict("a memory changed while it was being consolidated; retry")
-            for memory in sources:
-                trash_ops, entry = self.trash.ops(
-                    memory, "consolidation", merged.id, retention, now
-                )
-                ops += trash_ops
-                entries.append(entry)
-            self.memories.apply(
-                agent_id, put=[(merged, vector)], delete=[m.id for m in sources], extra_ops=ops
-            )
+        for memory in sources:
+            trash_ops, entry = self.trash.ops(memory, "consolidation", merged.id, retention, now)
+            ops += trash_ops
+            entries.append(entry)
+        committed = self.memories.apply(
+            agent_id,
+            put=[(merged, vector)],
+            delete=[m.id for m in sources],
+            extra_ops=ops,
+            unchanged=sources,
+        )
+        if not committed:
+            raise Conflict("a memory changed while it was being consolidated; retry")
         self.trash.remember(entries)
         source_ids = [m.id for m in sources]
         self.events.emit(
@@ -316,27 +320,46 @@ class Consolidator:
         answer["memories_scanned"] = len(live)
         if len(live) < 2:
             return answer
-        matrix = unit_matrix(agent.vectors, [m.id for m in live])
+        matrix = unit_matrix(agent.vectors, [m.id for m in live], context.checkpoint)
         pairs = similar_pairs(
             matrix,
             1.0 - config.epsilon,
             buckets=None if self.cross_session() else session_buckets(live),
             checkpoint=context.checkpoint,
         )
-        clusters = dbscan(len(live), pairs, config.min_samples)
+        clusters = dbscan(len(live), pairs, config.min_samples, context.checkpoint)
         answer["clusters_found"] = len(clusters)
-        context.progress(0, len(clusters))
         retention = self._retention(config)
-        for done, cluster in enumerate(clusters, start=1):
+        groups = []
+        for cluster in clusters:
             members = [live[i] for i in cluster]
             anchor = members[survivor_order(members)[0]]
             absorbed = [
                 m for m in members if m is not anchor and m.importance <= PROTECTED_IMPORTANCE
             ]
-            if absorbed and self._absorb(agent_id, anchor, absorbed, retention):
+            if absorbed:
+                groups.append((anchor, absorbed))
+        context.progress(0, len(groups))
+        for start in range(0, len(groups), WRITE_BATCH):
+            folded, _ = fold_batch(
+                self.memories,
+                self.trash,
+                agent_id,
+                groups[start : start + WRITE_BATCH],
+                "consolidation",
+                retention,
+            )
+            for anchor, absorbed in folded:  # a changed cluster waits for the next pass
                 answer["anchor_ids"].append(anchor.id)
                 answer["deprecated_ids"].extend(m.id for m in absorbed)
-            context.progress(done)
+                self.events.emit(
+                    "consolidated",
+                    agent_id=agent_id,
+                    memory_id=anchor.id,
+                    reason=f"merged {len(absorbed)} memories into {anchor.id}",
+                    details={"source_memory_ids": [m.id for m in absorbed]},
+                )
+            context.progress(min(len(groups), start + WRITE_BATCH))
             context.checkpoint()
         answer["memories_deprecated"] = len(answer["deprecated_ids"])
         entry = {
@@ -348,37 +371,3 @@ class Consolidator:
         with self._lock:
             self.memories.storage.write([self._log_op(agent_id, entry)])
         return answer
-
-    def _absorb(
-        self, agent_id: str, anchor: Memory, absorbed: list[Memory], retention: float
-    ) -> bool:
-        now = int(self.memories.clock())
-        agent = self.memories.agent(SYSTEM, agent_id)
-        if agent is None:
-            return False
-        ops: list[Op] = []
-        entries: list[TrashEntry | None] = []
-        with agent.lock:
-            if any(agent.memories.get(m.id) is not m for m in (anchor, *absorbed)):
-                return False  # changed since the scan: the next pass sees it again
-            for memory in absorbed:
-                trash_ops, entry = self.trash.ops(
-                    memory, "consolidation", anchor.id, retention, now
-                )
-                ops += trash_ops
-                entries.append(entry)
-            self.memories.apply(
-                agent_id,
-                put=[(fold(anchor, absorbed, now), None)],
-                delete=[m.id for m in absorbed],
-                extra_ops=ops,
-            )
-        self.trash.remember(entries)
-        self.events.emit(
-            "consolidated",
-            agent_id=agent_id,
-            memory_id=anchor.id,
-            reason=f"merged {len(absorbed)} memories into {anchor.id}",
-            details={"source_memory_ids": [m.id for m in absorbed]},
-        )
-        return True

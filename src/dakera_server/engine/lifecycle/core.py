@@ -46,7 +46,7 @@ class Lifecycle:
         memories: MemoryEngine,
         events: EventBus,
         *,
-        cpu_share: float = 0.5,
+        cpu_share: float = 0.25,
         autopilot_enabled: bool = True,
         decay_interval_secs: int = 3600,
         ttl_interval_secs: int = 60,

@@ -288,41 +288,41 @@ class DecayEngine:
     def _decay_batch(self, agent_id: str, batch: list[Memory], report: CycleReport) -> None:
         now = int(self.memories.clock())
         floor = self.config.min_importance
-        agent = self.memories.agent(SYSTEM, agent_id)
-        if agent is None:
+        # (memory as read, its decayed copy — or None to delete it)
+        changes: list[tuple[Memory, Memory | None]] = []
+        for memory in batch:
+            report.memories_processed += 1
+            value = decayed_importance(memory, now, self.policy_for(memory))
+            if value < floor:
+                changes.append((memory, None))
+            elif abs(value - memory.importance) >= PERSIST_EPSILON:
+                base, since = _origin(memory)
+                copy = Memory(**memory.__dict__)
+                copy.importance = round(value, 6)
+                state = {"base": base, "since": since, "at": now, "value": copy.importance}
+                copy.metadata = {**(memory.metadata or {}), DECAY_KEY: state}
+                changes.append((memory, copy))
+        if not changes:
             return
-        put: list[tuple[Memory, None]] = []
-        delete: list[Memory] = []
-        with agent.lock:
-            for memory in batch:
-                if agent.memories.get(memory.id) is not memory:
-                    continue  # changed or gone since the snapshot: the next cycle sees it
-                report.memories_processed += 1
-                value = decayed_importance(memory, now, self.policy_for(memory))
-                if value < floor:
-                    delete.append(memory)
-                elif abs(value - memory.importance) >= PERSIST_EPSILON:
-                    base, since = _origin(memory)
-                    copy = Memory(**memory.__dict__)
-                    copy.importance = round(value, 6)
-                    copy.metadata = {
-                        **(memory.metadata or {}),
-                        DECAY_KEY: {
-                            "base": base,
-                            "since": since,
-                            "at": now,
-                            "value": copy.importance,
-                        },
-                    }
-                    put.append((copy, None))
-            if put or delete:
-                self.memories.apply(agent_id, put=put, delete=[m.id for m in delete])
-        report.memories_decayed += len(put)
-        report.memories_deleted += len(delete)
-        for memory in delete:
+        # One write; if a memory changed since it was read, one by one (skipping those).
+        done = changes if self._commit(agent_id, changes) else []
+        if not done:
+            done = [change for change in changes if self._commit(agent_id, [change])]
+        deleted = [memory for memory, copy in done if copy is None]
+        report.memories_decayed += len(done) - len(deleted)
+        report.memories_deleted += len(deleted)
+        for memory in deleted:
             self.events.emit(
                 "forgotten",
                 agent_id=agent_id,
                 memory_id=memory.id,
                 reason=f"importance decayed below {floor}",
             )
+
+    def _commit(self, agent_id: str, changes: list[tuple[Memory, Memory | None]]) -> bool:
+        return self.memories.apply(
+            agent_id,
+            put=[(copy, None) for _, copy in changes if copy is not None],
+            delete=[memory.id for memory, copy in changes if copy is None],
+            unchanged=[memory for memory, _ in changes],
+        )

@@ -30,9 +30,12 @@ from dakera_server.engine.models import Memory
 from dakera_server.engine.rules import MAX_TAGS
 from dakera_server.storage.base import Op
 
-__all__ = ["DedupReport", "Deduplicator", "fold", "survivor_order"]
+__all__ = ["DedupReport", "Deduplicator", "fold", "fold_batch", "survivor_order"]
 
-WRITE_BATCH = 20  # groups per atomic write
+WRITE_BATCH = 10  # groups per atomic write: the agent's lock is held for one write of them
+
+# survivor, absorbed memories, folded survivor, trash (ops, entry) per absorbed memory
+Prepared = tuple[Memory, list[Memory], Memory, list[tuple[list[Op], TrashEntry | None]]]
 
 
 @dataclass
@@ -91,6 +94,42 @@ def fold(survivor: Memory, absorbed: Sequence[Memory], now: int) -> Memory:
     return merged
 
 
+def fold_batch(
+    memories: MemoryEngine,
+    trash: Trash,
+    agent_id: str,
+    groups: Sequence[tuple[Memory, list[Memory]]],
+    kind: str,
+    retention_hours: float,
+) -> tuple[list[tuple[Memory, list[Memory]]], int]:
+    """Fold each ``(survivor, absorbed)`` group: the absorbed go to the trash as ``kind``.
+
+    One atomic write for all groups; if a memory changed since it was read, group by group,
+    skipping the changed ones. Returns the folded groups and how many memories were skipped.
+    Work that needs no lock (folding, trash payloads) is done before the write.
+    """
+    now = int(memories.clock())
+    prepared: list[Prepared] = []
+    for survivor, absorbed in groups:
+        copies = [trash.ops(m, kind, survivor.id, retention_hours, now) for m in absorbed]
+        prepared.append((survivor, absorbed, fold(survivor, absorbed, now), copies))
+
+    def commit(chunk: list[Prepared]) -> bool:
+        return memories.apply(
+            agent_id,
+            put=[(merged, None) for _, _, merged, _ in chunk],
+            delete=[m.id for _, absorbed, _, _ in chunk for m in absorbed],
+            extra_ops=[op for *_, copies in chunk for ops, _ in copies for op in ops],
+            unchanged=[m for survivor, absorbed, _, _ in chunk for m in (survivor, *absorbed)],
+        )
+
+    done = prepared if commit(prepared) else [g for g in prepared if commit([g])]
+    for *_, copies in done:
+        trash.remember([entry for _, entry in copies])
+    skipped = sum(len(g[1]) for g in prepared) - sum(len(g[1]) for g in done)
+    return [(survivor, absorbed) for survivor, absorbed, _, _ in done], skipped
+
+
 def session_buckets(memories: Sequence[Memory]) -> np.ndarray[Any, np.dtype[np.int64]]:
     """One integer per distinct session id (no session is a bucket of its own)."""
     codes: dict[str | None, int] = {}
@@ -130,7 +169,7 @@ class Deduplicator:
         candidates.sort(key=lambda m: m.id)
         if len(candidates) < 2:
             return candidates, []
-        matrix = unit_matrix(agent.vectors, [m.id for m in candidates])
+        matrix = unit_matrix(agent.vectors, [m.id for m in candidates], context.checkpoint)
         context.checkpoint()
         pairs = similar_pairs(
             matrix,
@@ -138,7 +177,9 @@ class Deduplicator:
             buckets=None if cross_session else session_buckets(candidates),
             checkpoint=context.checkpoint,
         )
-        groups = leader_groups(len(candidates), pairs, survivor_order(candidates))
+        groups = leader_groups(
+            len(candidates), pairs, survivor_order(candidates), context.checkpoint
+        )
         return candidates, [[candidates[i] for i in group] for group in groups]
 
     def run(
@@ -166,51 +207,26 @@ class Deduplicator:
         context.progress(0, len(groups))
         if dry_run:
             return report
+        retention = self.retention_hours()
         for start in range(0, len(groups), WRITE_BATCH):
-            self._merge(agent_id, agent, groups[start : start + WRITE_BATCH], report)
+            batch = [
+                (survivor, absorbed) for survivor, *absorbed in groups[start : start + WRITE_BATCH]
+            ]
+            folded, skipped = fold_batch(
+                self.memories, self.trash, agent_id, batch, "deduplication", retention
+            )
+            report.duplicates_skipped_changed += skipped
+            for survivor, absorbed in folded:
+                report.duplicates_merged += len(absorbed)
+                for memory in absorbed:
+                    self.events.emit(
+                        "deduplicated",
+                        agent_id=agent_id,
+                        memory_id=memory.id,
+                        session_id=memory.session_id,
+                        reason=f"absorbed into {survivor.id}",
+                    )
             context.progress(min(len(groups), start + WRITE_BATCH))
             context.note(duplicates_merged=report.duplicates_merged)
             context.checkpoint()
         return report
-
-    def _merge(
-        self,
-        agent_id: str,
-        agent: AgentMemories,
-        batch: list[list[Memory]],
-        report: DedupReport,
-    ) -> None:
-        now = int(self.memories.clock())
-        retention = self.retention_hours()
-        put: list[tuple[Memory, None]] = []
-        delete: list[str] = []
-        ops: list[Op] = []
-        entries: list[TrashEntry | None] = []
-        folded: list[tuple[Memory, list[Memory]]] = []
-        with agent.lock:
-            for survivor, *absorbed in batch:
-                if any(agent.memories.get(m.id) is not m for m in (survivor, *absorbed)):
-                    report.duplicates_skipped_changed += len(absorbed)
-                    continue
-                put.append((fold(survivor, absorbed, now), None))
-                for memory in absorbed:
-                    delete.append(memory.id)
-                    trash_ops, entry = self.trash.ops(
-                        memory, "deduplication", survivor.id, retention, now
-                    )
-                    ops.extend(trash_ops)
-                    entries.append(entry)
-                folded.append((survivor, absorbed))
-            if put:
-                self.memories.apply(agent_id, put=put, delete=delete, extra_ops=ops)
-        self.trash.remember(entries)
-        report.duplicates_merged += len(delete)
-        for survivor, absorbed in folded:
-            for memory in absorbed:
-                self.events.emit(
-                    "deduplicated",
-                    agent_id=agent_id,
-                    memory_id=memory.id,
-                    session_id=memory.session_id,
-                    reason=f"absorbed into {survivor.id}",
-                )

@@ -21,7 +21,7 @@ from dakera_server.engine.events import EventBus
 from dakera_server.engine.lifecycle.decay import FLAG_KEY
 from dakera_server.engine.memories import MemoryEngine
 from dakera_server.engine.models import Memory
-from dakera_server.errors import InvalidInput
+from dakera_server.errors import InvalidInput, Unavailable
 
 __all__ = ["HISTORY_KEY", "SIGNALS", "FeedbackEngine"]
 
@@ -29,6 +29,7 @@ HISTORY_KEY = "_dakera_feedback"
 COUNTS_KEY = "_dakera_feedback_counts"
 RELIABILITY_KEY = "reliability"
 MAX_HISTORY = 100
+MAX_ATTEMPTS = 10
 SIGNALS = {
     "upvote": "upvote",
     "positive": "upvote",
@@ -75,11 +76,15 @@ class FeedbackEngine:
         """Apply one signal durably; returns the updated memory."""
         kind = canonical_signal(signal)
         agent_id = _required(agent_id)
-        self.memories.get(caller, memory_id, agent_id)  # 404 before anything else
-        agent = self.memories.agent(caller, agent_id)
-        assert agent is not None
-        with agent.lock:  # read-modify-write: concurrent signals must all count
-            updated = self._apply_signal(caller, agent_id, memory_id, kind)
+        # Read-modify-write, retried if the memory changed in between: concurrent signals all
+        # count, and none overwrites a client's update.
+        for _ in range(MAX_ATTEMPTS):
+            current = self.memories.get(caller, memory_id, agent_id)
+            updated = self._with_signal(current, kind)
+            if self.memories.apply(agent_id, put=[(updated, None)], unchanged=[current]):
+                break
+        else:
+            raise Unavailable("the memory kept changing; retry the feedback")
         self.events.emit(
             "importance_updated",
             agent_id=agent_id,
@@ -89,8 +94,7 @@ class FeedbackEngine:
         )
         return updated
 
-    def _apply_signal(self, caller: Caller, agent_id: str, memory_id: str, kind: str) -> Memory:
-        current = self.memories.get(caller, memory_id, agent_id)
+    def _with_signal(self, current: Memory, kind: str) -> Memory:
         now = int(self.memories.clock())
         updated = Memory(**current.__dict__)
         updated.importance = round(min(1.0, current.importance * FACTORS[kind]), 6)
@@ -113,7 +117,6 @@ class FeedbackEngine:
             metadata[FLAG_KEY] = True
         updated.metadata = metadata
         updated.updated_at = now
-        self.memories.apply(agent_id, put=[(updated, None)])
         return updated
 
     def history(self, caller: Caller, agent_id: Any, memory_id: str) -> list[dict[str, Any]]:

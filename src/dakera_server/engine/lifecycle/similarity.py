@@ -23,17 +23,26 @@ __all__ = ["Pairs", "dbscan", "leader_groups", "similar_pairs", "unit_matrix"]
 
 BLOCK_CELLS = 2_000_000  # rows × n per block: ~8 MB of float32 scores
 MAX_NEIGHBOURS = 256  # per row; a huge cluster of identical texts must not explode memory
+ROWS_PER_CHECKPOINT = 500
 
 Pairs = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32]]
 
 
-def unit_matrix(index: VectorIndex, ids: Sequence[str]) -> npt.NDArray[np.float32]:
-    """The vectors of ``ids`` as unit rows (a missing vector is a zero row: similar to nothing)."""
+def unit_matrix(
+    index: VectorIndex, ids: Sequence[str], checkpoint: Callable[[], None] = lambda: None
+) -> npt.NDArray[np.float32]:
+    """The vectors of ``ids`` as unit rows (a missing vector is a zero row: similar to nothing).
+
+    A Python loop over the index: ``checkpoint`` runs every ``ROWS_PER_CHECKPOINT`` rows, so a
+    background pass lets go of the GIL often enough for requests to run.
+    """
     matrix = np.zeros((len(ids), index.dimension), dtype=np.float32)
     for row, memory_id in enumerate(ids):
         vector = index.get_vector(memory_id)
         if vector is not None:
             matrix[row] = vector
+        if row % ROWS_PER_CHECKPOINT == ROWS_PER_CHECKPOINT - 1:
+            checkpoint()
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     np.divide(matrix, norms, out=matrix, where=norms > 0)
     return matrix
@@ -98,21 +107,30 @@ def _cap_per_row(
     return rows[keep], cols[keep], values[keep]
 
 
-def _adjacency(n: int, pairs: Pairs) -> list[list[int]]:
+def _adjacency(n: int, pairs: Pairs, checkpoint: Callable[[], None]) -> list[list[int]]:
     neighbours: list[list[int]] = [[] for _ in range(n)]
     left, right, _ = pairs
-    for i, j in zip(left.tolist(), right.tolist(), strict=True):
+    for step, (i, j) in enumerate(zip(left.tolist(), right.tolist(), strict=True)):
         neighbours[i].append(j)
         neighbours[j].append(i)
+        if step % ROWS_PER_CHECKPOINT == ROWS_PER_CHECKPOINT - 1:
+            checkpoint()
     return neighbours
 
 
-def leader_groups(n: int, pairs: Pairs, priority: Sequence[int]) -> list[list[int]]:
+def leader_groups(
+    n: int,
+    pairs: Pairs,
+    priority: Sequence[int],
+    checkpoint: Callable[[], None] = lambda: None,
+) -> list[list[int]]:
     """Groups of ≥ 2: in ``priority`` order, an ungrouped row leads its ungrouped neighbours."""
-    neighbours = _adjacency(n, pairs)
+    neighbours = _adjacency(n, pairs, checkpoint)
     taken = np.zeros(n, dtype=bool)
     groups = []
-    for leader in priority:
+    for step, leader in enumerate(priority):
+        if step % ROWS_PER_CHECKPOINT == ROWS_PER_CHECKPOINT - 1:
+            checkpoint()
         if taken[leader] or not neighbours[leader]:
             continue
         members = [j for j in neighbours[leader] if not taken[j]]
@@ -124,13 +142,17 @@ def leader_groups(n: int, pairs: Pairs, priority: Sequence[int]) -> list[list[in
     return groups
 
 
-def dbscan(n: int, pairs: Pairs, min_samples: int) -> list[list[int]]:
+def dbscan(
+    n: int, pairs: Pairs, min_samples: int, checkpoint: Callable[[], None] = lambda: None
+) -> list[list[int]]:
     """DBSCAN clusters (lists of row indexes, each ≥ 2 rows); noise is left out."""
-    neighbours = _adjacency(n, pairs)
+    neighbours = _adjacency(n, pairs, checkpoint)
     core = np.array([len(found) + 1 >= min_samples for found in neighbours], dtype=bool)
     label = np.full(n, -1, dtype=np.int64)
     clusters: list[list[int]] = []
     for seed in range(n):
+        if seed % ROWS_PER_CHECKPOINT == ROWS_PER_CHECKPOINT - 1:
+            checkpoint()
         if not core[seed] or label[seed] >= 0 or not neighbours[seed]:
             continue
         cluster_id = len(clusters)

@@ -51,9 +51,8 @@ class TtlSweeper:
             if agent is None:
                 continue
             with agent.lock:
-                expiries = [
-                    m.expires_at for m in agent.memories.values() if m.expires_at is not None
-                ]
+                snapshot = list(agent.memories.values())
+            expiries = [m.expires_at for m in snapshot if m.expires_at is not None]
             if not expiries:
                 continue
             live = [e for e in expiries if e > now]
@@ -97,19 +96,23 @@ class TtlSweeper:
         if agent is None:
             return 0
         now = self.memories.clock()
-        with agent.lock:
-            expired = [m for m in agent.memories.values() if m.is_expired(now)]
+        with agent.lock:  # a C-level copy; the scan itself runs without the lock
+            snapshot = list(agent.memories.values())
+        expired = [m for m in snapshot if m.is_expired(now)]
         removed = 0
         for start in range(0, len(expired), BATCH):
             batch = expired[start : start + BATCH]
-            with agent.lock:
-                ids = [m.id for m in batch if agent.memories.get(m.id) is m]
-                if ids:
-                    self.memories.apply(agent_id, delete=ids)
-            removed += len(ids)
-            for memory_id in ids:
+            # One write; if one changed since (its expiry extended, say), one by one.
+            if self.memories.apply(agent_id, delete=[m.id for m in batch], unchanged=batch):
+                gone = batch
+            else:
+                gone = [
+                    m for m in batch if self.memories.apply(agent_id, delete=[m.id], unchanged=[m])
+                ]
+            removed += len(gone)
+            for memory in gone:
                 self.events.emit(
-                    "forgotten", agent_id=agent_id, memory_id=memory_id, reason="ttl expired"
+                    "forgotten", agent_id=agent_id, memory_id=memory.id, reason="ttl expired"
                 )
             context.checkpoint()
         return removed

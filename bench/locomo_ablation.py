@@ -1,0 +1,184 @@
+"""Each recall-quality idea on LoCoMo, switched on and off, in-process on the real engine.
+
+Same data, memories and metric as ``bench/locomo.py`` (``bench/locomo_data.py``), but recall is
+called in-process with a :class:`~dakera_server.engine.fusion.RecallTuning` per variant, so one
+store serves every variant (the server always runs the defaults). Tune split: conversations
+0-2; check split: 3-4. The defaults of ``RecallTuning`` were picked on the tune split only.
+
+    .venv/bin/python bench/locomo_ablation.py
+    .venv/bin/python bench/locomo_ablation.py --captions        # turns + photo captions
+    .venv/bin/python bench/locomo_ablation.py --session-time    # bare session dates
+
+Prints a markdown table (recall@10 / hit@10 per split, MRR and in-process search p50 on all)
+and ``ABLATION_SUMMARY {json}``. Quality numbers are deterministic up to ties; timings are noisy
+(2 shared cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.locomo_data import MAX_K, Conversation, Scores, load_conversations  # noqa: E402
+from dakera_server.engine.access import Caller, Scope  # noqa: E402
+from dakera_server.engine.embeddings import create_provider  # noqa: E402
+from dakera_server.engine.fusion import DEFAULT_TUNING, RecallTuning  # noqa: E402
+from dakera_server.engine.memories import MemoryEngine, NewMemory  # noqa: E402
+from dakera_server.engine.recall import recall  # noqa: E402
+from dakera_server.storage.sqlite import SqliteStore  # noqa: E402
+
+CALLER = Caller("bench", "bench", Scope.SUPER_ADMIN)
+PLAIN = RecallTuning(
+    vector_weight=0.5,
+    fill_vector=False,
+    when_boost=0.0,
+    window_boost=0.0,
+    speaker_boost=0.0,
+    neighbour_weight=0.0,
+)
+
+# (name, routing, fusion, tuning): cumulative first, then each kept idea left out ("defaults
+# without neighbours" is the "+ speaker boost" row).
+VARIANTS: list[tuple[str, str | None, str | None, RecallTuning]] = [
+    ("BM25 only", "bm25", None, PLAIN),
+    ("MiniLM dense only", "vector", None, PLAIN),
+    ("RRF fusion (k=60)", None, "rrf", PLAIN),
+    ("min-max fusion, w=0.5 (issue baseline)", None, None, PLAIN),
+    ("+ vector weight 0.4", None, None, replace(PLAIN, vector_weight=0.4)),
+    (
+        "+ exact cosine for BM25-only candidates",
+        None,
+        None,
+        replace(PLAIN, vector_weight=0.4, fill_vector=True),
+    ),
+    (
+        "+ when-question boost 0.3",
+        None,
+        None,
+        replace(DEFAULT_TUNING, window_boost=0.0, speaker_boost=0.0, neighbour_weight=0.0),
+    ),
+    (
+        "+ named-period boost 0.5",
+        None,
+        None,
+        replace(DEFAULT_TUNING, speaker_boost=0.0, neighbour_weight=0.0),
+    ),
+    ("+ speaker boost 0.1", None, None, replace(DEFAULT_TUNING, neighbour_weight=0.0)),
+    ("+ session neighbours 0.7 (= defaults)", None, None, DEFAULT_TUNING),
+    ("defaults without when boost", None, None, replace(DEFAULT_TUNING, when_boost=0.0)),
+    ("defaults without period boost", None, None, replace(DEFAULT_TUNING, window_boost=0.0)),
+    ("defaults without speaker boost", None, None, replace(DEFAULT_TUNING, speaker_boost=0.0)),
+    ("defaults without exact cosine fill", None, None, replace(DEFAULT_TUNING, fill_vector=False)),
+    ("defaults, RRF fusion", None, "rrf", DEFAULT_TUNING),
+    ("defaults, neighbour weight 0.5", None, None, replace(DEFAULT_TUNING, neighbour_weight=0.5)),
+    ("defaults, neighbour weight 0.85", None, None, replace(DEFAULT_TUNING, neighbour_weight=0.85)),
+]
+
+
+def build(
+    conversations: list[Conversation], work: Path, *, captions: bool, session_time: bool
+) -> tuple[MemoryEngine, dict[str, str]]:
+    """A real memory engine holding every turn; returns it and memory id → dia_id."""
+    engine = MemoryEngine(
+        SqliteStore(work / "dakera.db"),
+        create_provider("builtin"),
+        max_content_bytes=100_000,
+        exact_threshold=10_000,
+    )
+    dia_of: dict[str, str] = {}
+    for conv in conversations:
+        items = [
+            NewMemory(
+                agent_id=conv.agent_id,
+                content=turn.content(captions=captions),
+                event_time=turn.session_time if session_time else turn.event_time,
+                metadata={"dia_id": turn.dia_id, "session": turn.session},
+            )
+            for turn in conv.turns
+        ]
+        for memory in engine.store(CALLER, items).memories:
+            dia_of[memory.id] = (memory.metadata or {})["dia_id"]
+    return engine, dia_of
+
+
+def evaluate(
+    engine: MemoryEngine,
+    dia_of: dict[str, str],
+    conversations: list[Conversation],
+    routing: str | None,
+    fusion: str | None,
+    tuning: RecallTuning,
+) -> tuple[Scores, Scores, list[float]]:
+    """(tune split scores, check split scores, search ms per question)."""
+    tune, check, timings = Scores(), Scores(), []
+    for conv in conversations:
+        for question in conv.questions:
+            outcome = recall(
+                engine,
+                CALLER,
+                conv.agent_id,
+                question.text,
+                top_k=MAX_K,
+                routing=routing,
+                fusion=fusion,
+                touch=False,
+                tuning=tuning,
+            )
+            timings.append(outcome.search_ms)
+            ranked = [dia_of[r.memory.id] for r in outcome.results]
+            (tune if conv.index <= 2 else check).add(question, ranked)
+    return tune, check, timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--captions", action="store_true")
+    parser.add_argument("--session-time", action="store_true")
+    args = parser.parse_args()
+    conversations = load_conversations()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        engine, dia_of = build(
+            conversations, Path(tmp), captions=args.captions, session_time=args.session_time
+        )
+        print(f"stored {len(dia_of)} turns in {time.perf_counter() - started:.0f} s", flush=True)
+        print(
+            "| variant | tune R@10 | tune H@10 | check R@10 | check H@10 | all R@10 | "
+            "all H@10 | all MRR | search p50 ms |"
+        )
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for name, routing, fusion, tuning in VARIANTS:
+            tune, check, timings = evaluate(engine, dia_of, conversations, routing, fusion, tuning)
+            total = Scores()
+            total.merge(tune)
+            total.merge(check)
+            row = {
+                "variant": name,
+                "tune_recall@10": tune.mean("all", "recall@10"),
+                "tune_hit@10": tune.mean("all", "hit@10"),
+                "check_recall@10": check.mean("all", "recall@10"),
+                "check_hit@10": check.mean("all", "hit@10"),
+                "all_recall@10": total.mean("all", "recall@10"),
+                "all_hit@10": total.mean("all", "hit@10"),
+                "all_mrr": total.mean("all", "mrr"),
+                "search_p50_ms": statistics.median(timings),
+            }
+            rows.append(row)
+            cells = " | ".join(f"{v:.1f}" for k, v in row.items() if k != "variant")
+            print(f"| {name} | {cells} |", flush=True)
+    summary = [{k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()} for r in rows]
+    print("ABLATION_SUMMARY " + json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
