@@ -89,7 +89,7 @@ def fill(http: httpx.Client) -> None:
             },
         )
     )
-    ok(http.post("/admin/namespaces", json={"name": "late", "config": {"encryption": True}}))
+    ok(http.post("/admin/namespaces", json={"name": "late", "config": {"encryption": False}}))
 
 
 def answers(http: httpx.Client) -> dict[str, Any]:
