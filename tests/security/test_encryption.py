@@ -257,3 +257,51 @@ def test_kill_9_during_rotation_leaves_one_valid_key(tmp_path: Path) -> None:
             assert http.get("/v1/namespaces/rotns").json()["vector_count"] == VECTORS
     finally:
         survivor.stop()
+
+
+def test_writes_during_rotation_land_under_the_new_key(tmp_path: Path, embedder: Any) -> None:
+    data_dir = tmp_path / "data"
+    server = start_server(data_dir, embedder, encryption_key=PASSPHRASE)
+    acknowledged: list[str] = []
+    stop = threading.Event()
+
+    def write_loop() -> None:
+        with server.http() as http:
+            for i in range(10_000):
+                if stop.is_set():
+                    return
+                answer = http.post(
+                    "/v1/memory/store", json={"agent_id": "during", "content": f"write {i}"}
+                )
+                assert answer.status_code == 200, answer.text
+                acknowledged.append(answer.json()["memory"]["id"])
+
+    try:
+        with server.http() as http:
+            batch = [{"id": f"v{i}", "values": [1.0, float(i), 0.5]} for i in range(20_000)]
+            created = http.post("/v1/namespaces", json={"name": "dur", "dimension": 3})
+            assert created.status_code in (200, 201), created.text
+            assert (
+                http.post("/v1/namespaces/dur/vectors", json={"vectors": batch}).status_code == 200
+            )
+            writer = threading.Thread(target=write_loop)
+            writer.start()
+            while len(acknowledged) < 5:
+                time.sleep(0.01)
+            rotated = http.post("/v1/admin/encryption/rotate-key", json={"new_key": NEW_PASSPHRASE})
+            assert rotated.status_code == 200, rotated.text
+            time.sleep(0.3)  # a few writes after the rotation too
+            stop.set()
+            writer.join()
+    finally:
+        stop.set()
+        server.stop()
+    assert len(acknowledged) > 5
+    again = start_server(data_dir, embedder, encryption_key=NEW_PASSPHRASE)
+    try:
+        with again.http() as http:
+            for memory_id in acknowledged:
+                found = http.get(f"/v1/memory/get/{memory_id}?agent_id=during")
+                assert found.status_code == 200, memory_id
+    finally:
+        again.stop()

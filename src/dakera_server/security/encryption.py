@@ -20,6 +20,7 @@ import logging
 import secrets
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -240,14 +241,15 @@ class Rotation:
             new_codec = AesGcmCodec(new_key)
             # The event log is a second file: stage its payloads first, switch the main store in
             # one transaction, then swap the staged payloads in (recover() settles a crash).
-            staged = 0 if self.event_log is None else self.event_log.stage_reencode(new_codec)
-            count = self.store.reencode(
-                new_codec,
-                extra_ops=[Op.put("meta", RECORD_KEY, _record(new_key, salt, "done"))],
-                progress=self._progress,
-            )
-            if self.event_log is not None:
-                self.event_log.apply_staged(new_codec)
+            with self.event_log.hold() if self.event_log is not None else nullcontext():
+                staged = 0 if self.event_log is None else self.event_log.stage_reencode(new_codec)
+                count = self.store.reencode(
+                    new_codec,
+                    extra_ops=[Op.put("meta", RECORD_KEY, _record(new_key, salt, "done"))],
+                    progress=self._progress,
+                )
+                if self.event_log is not None:
+                    self.event_log.apply_staged(new_codec)
             count += staged
             drop_snapshots(self.data_dir)
             self.state.status = "completed"

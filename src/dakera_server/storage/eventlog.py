@@ -76,7 +76,8 @@ class SqliteEventLog:
     def __init__(self, path: Path, codec: PayloadCodec | None = None) -> None:
         self.path = path
         self.codec = codec or IdentityCodec()
-        self._lock = threading.Lock()
+        # Re-entrant: a key rotation holds it across stage → main store switch → apply.
+        self._lock = threading.RLock()
         self._conn = open_durable(path, MIGRATIONS, "the event log")
         self.recover()
 
@@ -93,18 +94,19 @@ class SqliteEventLog:
         """
         if not rows:
             return
-        params = [
-            (
-                row.id,
-                row.timestamp,
-                row.event_type,
-                row.agent_id,
-                row.namespace,
-                self.codec.encode(TABLE, str(row.id), row.payload),
-            )
-            for row in rows
-        ]
         with self._lock, map_sqlite_errors():
+            # Encode under the lock (a rotation swaps the codec while holding it).
+            params = [
+                (
+                    row.id,
+                    row.timestamp,
+                    row.event_type,
+                    row.agent_id,
+                    row.namespace,
+                    self.codec.encode(TABLE, str(row.id), row.payload),
+                )
+                for row in rows
+            ]
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 self._conn.executemany(
@@ -150,6 +152,11 @@ class SqliteEventLog:
             )
             for event_id, ts, kind, agent, namespace, payload in found
         ]
+
+    def hold(self) -> threading.RLock:
+        """The log's lock: holding it pauses appends (a rotation holds it from stage to apply,
+        so no event is written under the old key after its rows were staged)."""
+        return self._lock
 
     def stage_reencode(self, new_codec: PayloadCodec) -> int:
         """Phase 1 of a key rotation: write every payload re-encoded into a staging table.

@@ -120,8 +120,10 @@ class SqliteStore(Store):
     def write(self, ops: Sequence[Op]) -> None:
         if not ops:
             return
-        encoded = [self._encode(op) for op in ops]
         with self._lock, map_sqlite_errors():
+            # Encode under the lock: a rotation swaps the codec while holding it, and a payload
+            # sealed before the swap but written after it would be under the retired key.
+            encoded = [self._encode(op) for op in ops]
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 for sql, params in encoded:
