@@ -28,14 +28,10 @@ sys.path.insert(0, str(ROOT))
 from tests.conftest import ROOT_KEY  # noqa: E402
 from tests.processes import spawn_server  # noqa: E402
 
+from bench.latency import pct  # noqa: E402
 from bench.textgen import memory_texts, queries  # noqa: E402
 
 KEY = "bench encryption passphrase"
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def workload(url: str, memories: int, vectors: int) -> dict[str, float]:

@@ -33,16 +33,8 @@ sys.path.insert(0, str(ROOT))
 from tests.conftest import ROOT_KEY  # noqa: E402
 from tests.processes import spawn_server  # noqa: E402
 
+from bench.latency import pct, prefill  # noqa: E402
 from bench.textgen import memory_texts, queries  # noqa: E402
-from dakera_server.engine.memories import new_memory_id  # noqa: E402
-from dakera_server.engine.models import Memory  # noqa: E402
-from dakera_server.storage.base import Op  # noqa: E402
-from dakera_server.storage.sqlite import SqliteStore  # noqa: E402
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def bench_live(n: int, work: Path) -> dict[str, float]:
@@ -86,30 +78,7 @@ def bench_startup(n: int, work: Path, base_vectors: np.ndarray) -> dict[str, flo
     """Fill a data dir with ``n`` memories directly (vectors: real MiniLM embeddings of
     generated text, re-used with small noise past the embedded set), then time start-up."""
     data_dir = work / "startup"
-    store = SqliteStore(data_dir / "dakera.db")
-    rng = np.random.default_rng(3)
-    texts = memory_texts(n, seed=5)
-    now = int(time.time())
-    for i in range(0, n, 5000):
-        ops = []
-        for j in range(i, min(n, i + 5000)):
-            vector = base_vectors[j % len(base_vectors)] + rng.normal(0, 0.02, 384)
-            vector = (vector / np.linalg.norm(vector)).astype(np.float32)
-            memory = Memory(
-                id=new_memory_id(),
-                agent_id="big",
-                content=texts[j],
-                created_at=now,
-                updated_at=now,
-                last_accessed_at=now,
-            )
-            ops.append(
-                Op.put(
-                    "memories", memory.id, memory.to_payload(), group="big", vector=vector.tobytes()
-                )
-            )
-        store.write(ops)
-    store.close()
+    prefill(data_dir, "big", n, base_vectors)
     # First start: no snapshot, no derived data yet (indexes, entities, graph built from the
     # store). Second start: what a restart after a clean shutdown costs.
     timings = []

@@ -19,6 +19,7 @@ from dakera_server.errors import ConfigError
 __all__ = ["SETTINGS", "Setting", "Settings", "environment_table"]
 
 MIN_PASSPHRASE = 8
+HEX_KEY = re.compile(r"^[0-9a-fA-F]{64}$")  # a raw 256-bit key, used as is
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -58,7 +59,7 @@ def _parse_path(name: str, raw: str) -> Path:
 
 def check_encryption_key(name: str, raw: str) -> str:
     """An encryption key is 64 hex characters or a passphrase of at least 8 characters."""
-    if re.fullmatch(r"[0-9a-fA-F]{64}", raw) or len(raw.strip()) >= MIN_PASSPHRASE:
+    if HEX_KEY.fullmatch(raw) or len(raw.strip()) >= MIN_PASSPHRASE:
         return raw
     raise ConfigError(
         f"{name} is too short: use a passphrase of at least {MIN_PASSPHRASE} characters or "

@@ -15,14 +15,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import re
 from dataclasses import dataclass
 
 from argon2.low_level import Type, hash_secret_raw
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from dakera_server.config import check_encryption_key
+from dakera_server.config import HEX_KEY
 from dakera_server.errors import ConfigError, StorageError
 from dakera_server.storage.base import PayloadCodec
 
@@ -31,14 +30,12 @@ __all__ = [
     "AesGcmCodec",
     "EncryptionKey",
     "KeyMismatch",
-    "check_key_format",
     "derive_key",
 ]
 
 MAGIC = b"$enc$v1$"
 NONCE_BYTES = 12
 KEY_ID_BYTES = 8
-HEX_KEY = re.compile(r"^[0-9a-fA-F]{64}$")
 # Argon2id parameters (RFC 9106 second recommendation, lighter memory): ~0.3 s here, once per start.
 ARGON_TIME_COST = 3
 ARGON_MEMORY_KIB = 65_536
@@ -48,11 +45,6 @@ CHECK_LABEL = b"dakera key check v1"
 
 class KeyMismatch(ConfigError):
     """The configured key is not the one the data directory was encrypted with."""
-
-
-def check_key_format(value: str, name: str = "DAKERA_ENCRYPTION_KEY") -> None:
-    """Refuse keys that are neither 64 hex characters nor a passphrase of ≥ 8 characters."""
-    check_encryption_key(name, value)
 
 
 def derive_key(secret: str, salt: bytes) -> bytes:

@@ -27,12 +27,12 @@ from typing import Any
 
 import orjson
 
+from dakera_server.config import check_encryption_key
 from dakera_server.errors import ConfigError, Conflict, InvalidInput
 from dakera_server.security.crypto import (
     AesGcmCodec,
     EncryptionKey,
     KeyMismatch,
-    check_key_format,
     derive_key,
 )
 from dakera_server.storage.base import Op, PayloadCodec, Table
@@ -84,7 +84,7 @@ def open_codec(db_path: Path, secret: str | None) -> PayloadCodec | None:
             finally:
                 store.close()
         return None
-    check_key_format(secret)
+    check_encryption_key("DAKERA_ENCRYPTION_KEY", secret)
     store = SqliteStore(db_path)
     try:
         record = record_of(store)
@@ -220,7 +220,7 @@ class Rotation:
                 "new key must be set as DAKERA_ENCRYPTION_KEY before the next restart"
             )
         try:
-            check_key_format(new_secret, "new_key")
+            check_encryption_key("new_key", new_secret)
         except ConfigError as exc:
             raise InvalidInput(str(exc)) from None
         if not self.state.lock.acquire(blocking=False):
