@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import secrets
 import statistics
 import sys
@@ -98,6 +99,28 @@ def prefill(data_dir: Path, agent_id: str, n: int, base: np.ndarray) -> None:
             )
         store.write(ops)
     store.close()
+
+
+BACKFILL_STARTED = re.compile(r"extracting the entities of \d+ memories in the background")
+BACKFILL_DONE = re.compile(r"entity backfill: \d+ of \d+ memories in ([\d.]+) s")
+
+
+def wait_for_line(log: Path, pattern: re.Pattern[str], timeout: float) -> re.Match[str] | None:
+    """Poll a server log until ``pattern`` appears (None after ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        match = pattern.search(log.read_text(errors="replace"))
+        if match is not None:
+            return match
+        time.sleep(0.1)
+    return None
+
+
+def wait_for_backfill(log: Path, timeout: float = 600.0) -> None:
+    """A pre-filled store has no derived rows: above 20,000 memories the server extracts their
+    entities in the background after ready, and a store waits for that. Measure after it."""
+    if BACKFILL_STARTED.search(log.read_text(errors="replace")):
+        wait_for_line(log, BACKFILL_DONE, timeout)
 
 
 def fill_via_sdk(client: DakeraClient, agent_id: str, have: int, want: int) -> float:
@@ -174,8 +197,14 @@ def threaded_recalls(client: DakeraClient, agent_id: str, asked: list[str]) -> f
     return len(asked) / (time.perf_counter() - t0)
 
 
-def run_spawned(sizes: list[int], work: Path) -> list[dict[str, Any]]:
-    """Pre-filled data dirs, one server per (mode, size)."""
+def run_spawned(
+    sizes: list[int],
+    work: Path,
+    modes: tuple[str, ...] = ("plain", "encrypted"),
+    extra_env: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Pre-filled data dirs, one server per (mode, size); ``extra_env`` goes to every server
+    (A/B runs: ``--env DAKERA_EMBEDDING_THREADS=1``)."""
     from tests.conftest import ROOT_KEY
     from tests.processes import spawn_server
 
@@ -183,17 +212,19 @@ def run_spawned(sizes: list[int], work: Path) -> list[dict[str, Any]]:
 
     base = create_provider("builtin").embed(memory_texts(BASE_EMBEDDED, seed=5)).vectors
     rows = []
-    for mode in ("plain", "encrypted"):
+    for mode in modes:
         for size in sizes:
             data_dir = work / f"{mode}-{size}"
             prefill(data_dir, "bench", size, base)
             # The global rate limit (100 req/s by default) would cap the threaded recalls.
-            env = {"RATE_LIMIT_RPS": "0"}
+            env = {"RATE_LIMIT_RPS": "0", **(extra_env or {})}
             if mode == "encrypted":
                 env["DAKERA_ENCRYPTION_KEY"] = ENCRYPTION_KEY
             started = time.perf_counter()
-            server = spawn_server(data_dir, work / f"{mode}-{size}.log", **env)
+            log = work / f"{mode}-{size}.log"
+            server = spawn_server(data_dir, log, **env)
             startup = time.perf_counter() - started
+            wait_for_backfill(log)
             try:
                 client = DakeraClient(server.url, api_key=ROOT_KEY, timeout=600)
                 row = {"mode": mode, "memories": size, "startup_s": startup}
@@ -286,11 +317,14 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=None)
+    parser.add_argument("--modes", default="plain,encrypted", help="with --spawn")
+    parser.add_argument("--env", action="append", default=[], help="KEY=VALUE, with --spawn")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.spawn:
+        env = dict(item.split("=", 1) for item in args.env)
         with tempfile.TemporaryDirectory() as tmp:
-            rows = run_spawned(sizes, Path(tmp))
+            rows = run_spawned(sizes, Path(tmp), tuple(args.modes.split(",")), env)
     else:
         rows = run_remote(args.url, args.api_key, sizes)
     text = table(rows)

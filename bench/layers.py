@@ -41,12 +41,20 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import orjson
-from starlette.middleware import Middleware
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.layers_ratelimit_audit import KEY, ROOT_CALLER, Row, call, ok, request, table  # noqa: E402
+from bench.layers_ratelimit_audit import (  # noqa: E402
+    KEY,
+    ROOT_CALLER,
+    Row,
+    call,
+    ok,
+    request,
+    stacks,
+    table,
+)
 from dakera_server.app import create_app  # noqa: E402
 from dakera_server.config import Settings  # noqa: E402
 from dakera_server.engine.core import Engine  # noqa: E402
@@ -157,35 +165,6 @@ def build(data: Path) -> Any:
     ]
     engine.memories.store(ROOT_CALLER, memories, [])
     return app
-
-
-class CallerStub:
-    """What authentication leaves on the scope: the caller. Stands in for the whole stack."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        scope.setdefault("state", {})["caller"] = ROOT_CALLER
-        await self.app(scope, receive, send)
-
-
-def stacks(app: Any) -> tuple[Any, Any]:
-    """(bare, full): the app's own ASGI stack with only the stub, and with every layer."""
-    layers = app.user_middleware
-    app.user_middleware = [Middleware(CallerStub)]
-    bare = app.build_middleware_stack()
-    app.user_middleware = layers
-    full = app.build_middleware_stack()
-
-    def entry(stack: Any) -> Any:
-        async def call(scope: dict[str, Any], receive: Any, send: Any) -> None:
-            scope["app"] = app
-            await stack(scope, receive, send)
-
-        return call
-
-    return entry(bare), entry(full)
 
 
 def wrap(layers: Sequence[Any], app: Any) -> Any:

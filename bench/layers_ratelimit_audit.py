@@ -1,18 +1,22 @@
-"""What rate limiting and audit logging add to a request, side by side with them off.
+"""What rate limiting and audit logging add to a request, and the whole layer stack on vs off.
 
-Two tables, both called directly over ASGI (no sockets: network and client costs would hide
-tens of microseconds), rounds interleaved so machine noise hits every row alike, median of the
-per-round means reported:
+Called directly over ASGI (no sockets: network and client costs would hide tens of
+microseconds), rounds interleaved so machine noise hits every row alike, median of the
+per-round means of *wall* time reported (a Redis round trip is waiting, not CPU):
 
-1. the two layers alone around a trivial app that answers 200 (their own cost, nothing else);
-2. the served app from ``create_app`` (every layer it has, auth included), with and without
-   these two layers, on ``GET /v1/auth/whoami`` and on a recall that the engine answers at once
-   (an agent with no memories), which exercises a per-namespace window.
+1. the two layers alone around a trivial app that answers 200 (their own cost, nothing else),
+   with the rate limits counted in memory and (``--redis``) in Redis, side by side;
+2. the served app from ``create_app`` on ``GET /v1/auth/whoami`` and on a recall the engine
+   answers at once (an agent with no memories, whose namespace has a recall window): the whole
+   layer stack (headers, CORS, body limit, auth, rate limit, validation; audit where named) vs
+   only a stub that sets the caller, with limits in memory, on Redis, and on Redis + audit;
+3. ``RateLimiter.check()`` alone, with the number of Redis script calls (``EVALSHA``, from
+   ``INFO commandstats``) per check: the round trips a request costs.
 
-    .venv/bin/python bench/layers_ratelimit_audit.py                  # 2000 requests x 7 rounds
-    .venv/bin/python bench/layers_ratelimit_audit.py --requests 500   # quick run
-    .venv/bin/python bench/layers_ratelimit_audit.py --redis          # also limits on Redis
+    .venv/bin/python bench/layers_ratelimit_audit.py --redis          # 2000 requests x 7 rounds
+    .venv/bin/python bench/layers_ratelimit_audit.py --requests 500   # quick run, memory only
 
+``--redis`` starts a throwaway ``redis-server`` on loopback (the binary must be installed).
 Limits are set high enough that nothing is refused (RPS 20,000): every request is counted, and
 the windows hold as many timestamps as a server configured that high would at that rate.
 
@@ -35,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import redis
+from starlette.middleware import Middleware
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -151,6 +157,19 @@ def table(title: str, medians: dict[str, float]) -> None:
         print(f"  {name:<64} {value:>10.1f} {added:>8}")
 
 
+def grouped(title: str, medians: dict[str, float]) -> None:
+    """Rows grouped by the words before ':'; each group's first row ("… (baseline)") is the
+    baseline of the rows after it."""
+    print(f"\n{title}")
+    print(f"  {'configuration':<70} {'µs/request':>10} {'added':>8}")
+    bases: dict[str, float] = {}
+    for name, value in medians.items():
+        group = name.split(":", 1)[0]
+        base = bases.setdefault(group, value)
+        added = "" if name.endswith("(baseline)") else f"{value - base:+8.1f}"
+        print(f"  {name:<70} {value:>10.1f} {added:>8}")
+
+
 # --------------------------------------------------------------------- layers alone
 async def ok(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await receive()
@@ -182,133 +201,174 @@ def alone(folder: Path, redis_url: str | None, n: int, rounds: int) -> None:
     policy = RateLimitPolicy(stores_per_minute=None, recalls_per_minute=10_000_000)
     recall = request("POST", "/v1/memory/recall", orjson.dumps({"agent_id": "b", "query": "x"}))
     on = {"rps": RPS, "burst": 0}
+    windowed = {"namespace_limits": lambda _ns: policy, "limits_active": lambda: True}
+    backends: list[tuple[str, dict[str, Any]]] = [("memory", {})]
+    if redis_url is not None:
+        backends.append(("Redis", {"redis_url": redis_url}))
     rows: dict[str, Row] = {
-        "trivial app, no layer": (ok, *whoami),
-        "+ rate limit layer, global limit off": (
+        "GET: trivial app, no layer (baseline)": (ok, *whoami),
+        "GET: + rate limit layer, global limit off": (
             RateLimitMiddleware(ok, limiter=limiter(rps=0, burst=0)),
             *whoami,
         ),
-        "+ rate limit layer, global bucket (memory)": (
-            RateLimitMiddleware(ok, limiter=limiter(**on)),
+    }
+    for label, backend in backends:
+        rows[f"GET: + rate limit layer, global bucket ({label})"] = (
+            RateLimitMiddleware(ok, limiter=limiter(**on, **backend)),
             *whoami,
-        ),
-        "+ audit layer (no bodies)": (AuditMiddleware(ok, writer=writer(folder / "1")), *whoami),
-        "+ audit (no bodies) + global bucket (memory)": (
+        )
+    rows["GET: + audit layer (no bodies)"] = (
+        AuditMiddleware(ok, writer=writer(folder / "1")),
+        *whoami,
+    )
+    for label, backend in backends:
+        rows[f"GET: + audit (no bodies) + global bucket ({label})"] = (
             AuditMiddleware(
-                RateLimitMiddleware(ok, limiter=limiter(**on)), writer=writer(folder / "2")
+                RateLimitMiddleware(ok, limiter=limiter(**on, **backend)),
+                writer=writer(folder / f"2{label}"),
             ),
             *whoami,
-        ),
-        "+ audit with bodies + bucket + namespace window, POST recall": (
+        )
+    rows["POST recall: trivial app, no layer (baseline)"] = (ok, *recall)
+    for label, backend in backends:
+        rows[f"POST recall: + rate limit layer, bucket + namespace window ({label})"] = (
+            RateLimitMiddleware(ok, limiter=limiter(**on, **windowed, **backend)),
+            *recall,
+        )
+    for label, backend in backends:
+        rows[f"POST recall: + audit with bodies + bucket + namespace window ({label})"] = (
             AuditMiddleware(
-                RateLimitMiddleware(
-                    ok,
-                    limiter=limiter(
-                        **on, namespace_limits=lambda _ns: policy, limits_active=lambda: True
-                    ),
-                ),
-                writer=writer(folder / "3"),
+                RateLimitMiddleware(ok, limiter=limiter(**on, **windowed, **backend)),
+                writer=writer(folder / f"3{label}"),
                 request_body=True,
                 response_body=True,
             ),
             *recall,
-        ),
-    }
-    if redis_url is not None:
-        rows["+ audit (no bodies) + global bucket on Redis (loopback)"] = (
-            AuditMiddleware(
-                RateLimitMiddleware(ok, limiter=limiter(**on, redis_url=redis_url)),
-                writer=writer(folder / "4"),
-            ),
-            *whoami,
         )
-    table(
-        f"1. The layers alone around a trivial ASGI app (median of {rounds} rounds x {n})",
+    grouped(
+        f"1. The layers alone around a trivial ASGI app, wall time "
+        f"(median of {rounds} rounds x {n})",
         run(rows, n, rounds),
     )
 
 
 # -------------------------------------------------------------------- served app
-def build(data: Path, *, strip: bool = False, **overrides: Any) -> Any:
-    settings = Settings(data_dir=data, root_api_key=KEY, **overrides)
+class CallerStub:
+    """What authentication leaves on the scope: the caller. Stands in for the whole stack."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        scope.setdefault("state", {})["caller"] = ROOT_CALLER
+        await self.app(scope, receive, send)
+
+
+def stacks(app: Any) -> tuple[Any, Any]:
+    """(bare, full): the app's own ASGI stack with only the stub, and with every layer."""
+    layers = app.user_middleware
+    app.user_middleware = [Middleware(CallerStub)]
+    bare = app.build_middleware_stack()
+    app.user_middleware = layers
+    full = app.build_middleware_stack()
+
+    def entry(stack: Any) -> Any:
+        async def call(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            scope["app"] = app
+            await stack(scope, receive, send)
+
+        return call
+
+    return entry(bare), entry(full)
+
+
+def build(data: Path, **overrides: Any) -> Any:
+    """The served app over ``data`` (its own engine), agent ``b`` with a recall window."""
+    settings = Settings(data_dir=data, root_api_key=KEY, grpc_enabled=False, **overrides)
     engine = Engine(settings, embedder=NoEmbeddings())  # type: ignore[arg-type]
     app = create_app(settings, engine=engine)
+    engine.load()
     for layer in app.user_middleware:
         if layer.cls is AuditMiddleware:
             CLOSERS.append(layer.kwargs["writer"].close)
     CLOSERS.append(app.state.rate_limiter.close)
     CLOSERS.append(engine.close)
-    if strip:
-        app.user_middleware = [
-            m for m in app.user_middleware if m.cls not in (AuditMiddleware, RateLimitMiddleware)
-        ]
-    return app
-
-
-def served(folder: Path, redis_url: str | None, n: int, rounds: int) -> None:
-    whoami = request("GET", "/v1/auth/whoami")
-    recall = request("POST", "/v1/memory/recall", orjson.dumps({"agent_id": "b", "query": "x"}))
-    limits = {"rate_limit_rps": RPS, "rate_limit_burst": 0}
-    audit = {"audit_enabled": True, "audit_log_path": folder / "served.jsonl"}
-    windowed = build(folder / "w", **limits, **audit)
-    windowed.state.engine.policies.put(
+    engine.policies.put(
         ROOT_CALLER,
         "_dakera_agent_b",
         {"rate_limit_enabled": True, "rate_limit_recalls_per_minute": 10_000_000},
     )
-    rows: dict[str, Row] = {
-        "GET whoami, served app without audit and rate limit layers": (
-            build(folder / "a", strip=True),
-            *whoami,
-        ),
-        "GET whoami, + both layers: global bucket + audit (no bodies)": (
-            build(folder / "b", **limits, **audit),
-            *whoami,
-        ),
-        "POST recall, served app without audit and rate limit layers": (
-            build(folder / "c", strip=True),
-            *recall,
-        ),
-        "POST recall, + both layers + namespace window": (windowed, *recall),
-    }
+    return app
+
+
+def served(folder: Path, redis_url: str | None, n: int, rounds: int) -> None:
+    """The whole stack of ``create_app`` on vs off (a stub that sets the caller), per backend."""
+    whoami = request("GET", "/v1/auth/whoami")
+    recall = request("POST", "/v1/memory/recall", orjson.dumps({"agent_id": "b", "query": "x"}))
+    limits = {"rate_limit_rps": RPS, "rate_limit_burst": 0}
+    audit = {"audit_enabled": True, "audit_log_path": folder / "served.jsonl"}
+    memory_app = build(folder / "m", **limits)
+    bare, memory_stack = stacks(memory_app)
+    configurations: list[tuple[str, Any]] = [("rate limits in memory", memory_stack)]
     if redis_url is not None:
-        rows["GET whoami, + both layers, global bucket on Redis"] = (
-            build(folder / "r", **limits, **audit, redis_url=redis_url),
-            *whoami,
-        )
-    medians = run(rows, n, rounds)
-    print(f"\n2. The served app (create_app), median of {rounds} rounds x {n}")
-    print(f"  {'configuration':<64} {'µs/request':>10} {'added':>8}")
-    baselines = {"GET": medians[next(iter(rows))], "POST": medians[list(rows)[2]]}
-    for name, value in medians.items():
-        base = baselines[name.split()[0]]
-        added = "" if value == base else f"{value - base:+8.1f}"
-        print(f"  {name:<64} {value:>10.1f} {added:>8}")
+        _, redis_stack = stacks(build(folder / "r", **limits, redis_url=redis_url))
+        _, audited = stacks(build(folder / "ra", **limits, **audit, redis_url=redis_url))
+        configurations += [("rate limits on Redis", redis_stack), ("Redis + audit", audited)]
+    rows: dict[str, Row] = {}
+    for method, row in (("GET whoami", whoami), ("POST recall", recall)):
+        rows[f"{method}: layers off, caller stub (baseline)"] = (bare, *row)
+        for label, stack in configurations:
+            rows[f"{method}: whole stack, {label}"] = (stack, *row)
+    grouped(
+        f"2. The served app (create_app), whole layer stack on vs off, wall time "
+        f"(median of {rounds} rounds x {n})",
+        run(rows, n, rounds),
+    )
 
 
 def check_alone(redis_url: str | None, rounds: int) -> None:
     """``RateLimiter.check()`` by itself, on fresh limiters, so windows hold what they would."""
     print("\n3. RateLimiter.check() alone, accepted requests (best of rounds)")
-    print(f"  {'configuration':<64} {'µs/check':>10}")
+    print(f"  {'configuration':<70} {'µs/check':>10} {'Redis calls':>11}")
     backends: list[tuple[str, str | None]] = [("memory", None)]
     if redis_url is not None:
         backends.append(("Redis", redis_url))
+    policy = RateLimitPolicy(stores_per_minute=None, recalls_per_minute=10_000_000)
     for label, url in backends:
-        for rps, burst, batch in ((100, 50, 150), (1000, 500, 1500), (20_000, 0, 5000)):
+        for rps, burst, batch, namespace in (
+            (100, 50, 150, None),
+            (20_000, 0, 5000, None),
+            (20_000, 0, 5000, "ns"),
+        ):
             best = float("inf")
+            calls = ""
             for _ in range(rounds):
-                fresh = RateLimiter(rps=rps, burst=burst, redis_url=url)
+                fresh = RateLimiter(
+                    rps=rps,
+                    burst=burst,
+                    redis_url=url,
+                    namespace_limits=lambda _ns: policy,
+                    limits_active=lambda: True,
+                )
+                client = None
                 if url is not None:
-                    import redis
-
-                    redis.Redis.from_url(url).flushall()
+                    client = redis.Redis.from_url(url)
+                    client.flushall()
+                    fresh.check(consume=False)  # loads the script once
+                    client.config_resetstat()
                 started = time.perf_counter()
                 for _ in range(batch):
-                    assert fresh.check().allowed
+                    assert fresh.check(namespace, "recall" if namespace else None).allowed
                 best = min(best, (time.perf_counter() - started) / batch * 1e6)
+                if client is not None:
+                    stats = client.info("commandstats")
+                    per_check = stats.get("cmdstat_evalsha", {}).get("calls", 0) / batch
+                    calls = f"{per_check:.2f}"
+                    client.close()
                 fresh.close()
-            name = f"{label}, RPS={rps} BURST={burst}: {batch} checks into empty windows"
-            print(f"  {name:<64} {best:>10.1f}")
+            window = " + namespace window" if namespace else ""
+            name = f"{label}, RPS={rps} BURST={burst}{window}: {batch} checks"
+            print(f"  {name:<70} {best:>10.1f} {calls:>11}")
 
 
 def start_redis(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -337,7 +397,7 @@ def main() -> None:
         if args.redis:
             redis_process, redis_url = start_redis(folder)
         alone(folder, redis_url, args.requests, args.rounds)
-        served(folder, redis_url, args.requests, args.rounds)
+        served(folder, redis_url, max(100, args.requests // 2), args.rounds)
         check_alone(redis_url, args.rounds)
         print("\n(2 shared cores under other load: noisy; compare rows within one run.)")
     finally:

@@ -7,7 +7,10 @@ Three tables, all from the same checks the server runs (``RequestValidator``, no
 
 1. Benign text stored as memory content: every LoCoMo turn (``../shared/bench/locomo-dev.json``)
    and the hand-written agent memories of ``tests/security/benign_texts.json`` (code, shell,
-   prose mentioning SQL/HTML, URLs…). Target: at most 0.5 % refused.
+   prose mentioning SQL/HTML, URLs…). Target: at most 0.5 % refused. Then benign *structured*
+   values (``tests/security/benign_fields.json``): metadata keys that loaders, tracers and
+   spreadsheets produce (including command words used as labels: "sleep hours", "node id") and
+   public webhook/API URLs. Target: none refused.
 2. Attack payloads (``../shared/corpora``, PayloadsAllTheThings) put into structured fields:
    agent id, namespace, session id, memory id, tag, metadata key, URL field, path parameter.
    Target: at least 99 % refused.
@@ -38,6 +41,7 @@ SHARED = REPO.parent / "shared"
 CORPORA = SHARED / "corpora"
 LOCOMO = SHARED / "bench" / "locomo-dev.json"
 BENIGN = REPO / "tests" / "security" / "benign_texts.json"
+BENIGN_FIELDS = REPO / "tests" / "security" / "benign_fields.json"
 VALIDATOR = RequestValidator(["/v1/agents/{agent_id}/memories"])
 STRUCTURED: dict[str, Callable[[str], Any]] = {
     "agent_id": lambda p: {"agent_id": p, "content": "x"},
@@ -108,6 +112,18 @@ def benign_table() -> None:
         for text in hits:
             print(f"{'':28}   refused: {text[:70]!r} ({detect(text)})")
     print(f"{'all benign':28} {total:6} {bad:8} {bad / total:7.2%}\n")
+    fields = json.loads(BENIGN_FIELDS.read_text())
+    placed = {
+        "metadata keys": [{"metadata": {key: "v"}} for key in fields["metadata keys"]],
+        "URL fields": [{"webhook_url": url} for url in fields["URL fields"]],
+    }
+    print("   Benign structured values (target: none refused)")
+    for name, documents in placed.items():
+        hits = [d for d in documents if refused(d)]
+        print(f"{name:28} {len(documents):6} {len(hits):8} {len(hits) / len(documents):7.2%}")
+        for document in hits:
+            print(f"{'':28}   refused: {document}")
+    print()
 
 
 def structured_table(categories: list[str], misses: int) -> None:

@@ -43,7 +43,7 @@ from dakera_server.engine.access import ANONYMOUS
 from dakera_server.engine.core import DB_FILE, Engine
 from dakera_server.engine.embeddings import EmbeddingProvider
 from dakera_server.grpc.server import GrpcServer, create_grpc_server
-from dakera_server.security.audit import AuditMiddleware, AuditWriter
+from dakera_server.security.audit import AuditMiddleware, AuditWriter, refusal_auditor
 from dakera_server.security.auth import AUTH_DISABLED_CALLER, AuthenticationMiddleware
 from dakera_server.security.bodylimit import BodySizeLimitMiddleware
 from dakera_server.security.cors import CORSMiddleware
@@ -194,7 +194,19 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
             allow_origins=settings.cors_origins,
             allow_credentials=settings.cors_credentials,
         ),
-        Middleware(BodySizeLimitMiddleware, max_body_size=settings.max_body_size),
+        Middleware(
+            BodySizeLimitMiddleware,
+            max_body_size=settings.max_body_size,
+            # Outside the audit layer, so it audits the 413s it answers itself.
+            on_refusal=None
+            if audit_log is None
+            else refusal_auditor(
+                audit_log,
+                exclude_paths=settings.audit_exclude_paths,
+                response_body=settings.audit_response_body,
+                max_body_size=settings.audit_max_body_size,
+            ),
+        ),
         *audit_layer,
         Middleware(
             AuthenticationMiddleware,

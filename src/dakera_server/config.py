@@ -267,6 +267,14 @@ SETTINGS: tuple[Setting, ...] = (
         "library's default. 1 avoids oversubscription stalls on small or shared machines.",
     ),
     Setting(
+        "DAKERA_EMBEDDING_THREADS",
+        "embedding_threads",
+        _int_parser(0, 64),
+        0,
+        "Threads one batch of built-in embeddings is spread over (batch store, re-embedding); "
+        "0 = one per usable core. A single text always runs on its request's thread.",
+    ),
+    Setting(
         "DAKERA_GRPC_ENABLED",
         "grpc_enabled",
         _parse_bool,
@@ -482,6 +490,7 @@ class Settings:
     session_idle_timeout_secs: int = 14_400
     exact_search_threshold: int = 10_000
     numeric_threads: int = 1
+    embedding_threads: int = 0
     grpc_enabled: bool = True
     grpc_port: int = 50051
     rate_limit_rps: int = 100

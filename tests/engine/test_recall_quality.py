@@ -226,7 +226,13 @@ def engine(
 ) -> Iterator[MemoryEngine]:
     """A real memory engine (SQLite store, MiniLM) holding CORPUS as one conversation."""
     store = SqliteStore(Path(tmp_path_factory.mktemp("recall-quality")) / "db.sqlite")
-    engine = MemoryEngine(store, embedder, max_content_bytes=100_000, exact_threshold=10_000)
+    # A fixed clock: recency is part of the rank score, and with real time two recalls a few
+    # milliseconds apart could order near-ties (a neighbour lifted to 0.99999 of its seed)
+    # differently, which the top-k prefix property below would report as a failure.
+    now = JUNE_2023 + 30 * 86_400
+    engine = MemoryEngine(
+        store, embedder, max_content_bytes=100_000, exact_threshold=10_000, clock=lambda: now
+    )
     items = [
         NewMemory(
             agent_id="conv",

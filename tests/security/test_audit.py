@@ -24,7 +24,7 @@ from dakera_server.security.audit import (
     SECRET_FIELDS,
     AuditWriter,
     RequestRecord,
-    _render_body,
+    render_body,
 )
 from tests.conftest import ROOT_KEY, start_server
 from tests.processes import spawn_server
@@ -287,7 +287,7 @@ def test_secret_fields_never_survive_rendering(body: Any, cut: int) -> None:
     # A value may legitimately appear elsewhere in the body (under a non-secret key).
     leaked = [h for h in hidden if h.startswith("SECRET") and not any(h in t for t in shown)]
     for complete, data in ((True, raw), (False, raw[:cut])):
-        rendered = orjson.dumps(_render_body(data, complete, 10_000, ())).decode()
+        rendered = orjson.dumps(render_body(data, complete, 10_000, ())).decode()
         for value in leaked:
             assert value not in rendered
 
@@ -297,7 +297,7 @@ def test_secret_fields_never_survive_rendering(body: Any, cut: int) -> None:
 def test_the_presented_key_never_survives_rendering(secret: str, before: str, limit: int) -> None:
     body = orjson.dumps({"content": before + secret + before, "list": [secret]})
     for complete in (True, False):
-        rendered = orjson.dumps(_render_body(body, complete, limit, (secret,))).decode()
+        rendered = orjson.dumps(render_body(body, complete, limit, (secret,))).decode()
         assert secret not in rendered
 
 

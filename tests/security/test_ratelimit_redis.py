@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +19,13 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from limits import RateLimitItemPerMinute, RateLimitItemPerSecond
+from limits.storage import RedisStorage
+from limits.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
 
 from dakera_server.engine.embeddings import EmbeddingProvider
+from dakera_server.engine.policies import RateLimitPolicy
+from dakera_server.security.ratelimit import BURST_IDS, SUSTAINED_IDS, RateLimiter
 from tests.conftest import ROOT_KEY, start_server
 from tests.processes import free_port, spawn_server
 
@@ -253,3 +259,87 @@ def test_global_and_namespace_strategies_use_distinct_keys(
         assert health(running.url)["status"] == "healthy"  # no WRONGTYPE ever marked it down
     finally:
         running.stop()
+
+
+def test_one_round_trip_per_request_on_limits_own_keys(redis_server: RedisProcess) -> None:
+    policy = RateLimitPolicy(stores_per_minute=3, recalls_per_minute=None)
+    limiter = RateLimiter(
+        rps=5,
+        burst=5,
+        redis_url=redis_server.url,
+        namespace_limits=lambda _ns: policy,
+        limits_active=lambda: True,
+    )
+    client = redis_server.client()
+    try:
+        assert limiter.check().allowed  # the first call also loads the script
+        client.config_resetstat()
+        decisions = [limiter.check("ns-a", "store") for _ in range(5)]
+        calls = {name: stats["calls"] for name, stats in client.info("commandstats").items()}
+        # Every limits call is a script too (EVALSHA): one per request means one round trip.
+        assert calls.get("cmdstat_evalsha") == 5, calls
+        assert [d.allowed for d in decisions] == [True, True, True, False, False]
+        assert decisions[2].reason == "namespace 'ns-a' stores per minute"
+        assert decisions[2].remaining == 0 and decisions[3].retry_after(time.time()) >= 1
+        assert [d.limit for d in decisions[3:]] == [3, 3]
+        # limits' own strategies read what the script wrote, and refused requests were not
+        # counted in the global windows (1 + 3 requests passed).
+        storage = RedisStorage(redis_server.url)
+        burst_window = MovingWindowRateLimiter(storage).get_window_stats(
+            RateLimitItemPerSecond(10, 1), *BURST_IDS
+        )
+        sustained = SlidingWindowCounterRateLimiter(storage).get_window_stats(
+            RateLimitItemPerSecond(55, 10), *SUSTAINED_IDS
+        )
+        namespace = SlidingWindowCounterRateLimiter(storage).get_window_stats(
+            RateLimitItemPerMinute(3, 1), "dakera", "ns", "ns-a", "store", "sliding-window-counter"
+        )
+        assert (burst_window.remaining, sustained.remaining, namespace.remaining) == (6, 51, 0)
+        # The headers report the window with the fewest requests left: the namespace's.
+        assert (decisions[0].limit, decisions[0].remaining) == (3, 2)
+        alone = limiter.check()  # no namespace: the 1 s window (1 + 3 + this one counted)
+        assert (alone.limit, alone.remaining) == (10, 5)
+        for _ in range(5):
+            assert limiter.check().allowed
+        assert not limiter.check().allowed  # the 1 s window is full now
+        probe = limiter.check(consume=False)  # health probes: never counted, never refused
+        assert probe.allowed and (probe.limit, probe.remaining) == (10, 0)
+    finally:
+        client.close()
+        limiter.close()
+
+
+def test_concurrent_limiters_share_one_exact_budget(redis_server: RedisProcess) -> None:
+    # Two limiters (two connections, as two processes have) hammered from eight threads: the
+    # script decides and counts atomically, so exactly the budget passes, never one more.
+    budget = 50
+    policy = RateLimitPolicy(stores_per_minute=budget, recalls_per_minute=None)
+    limiters = [
+        RateLimiter(
+            rps=0,
+            burst=0,
+            redis_url=redis_server.url,
+            namespace_limits=lambda _ns: policy,
+            limits_active=lambda: True,
+        )
+        for _ in range(2)
+    ]
+    allowed: list[int] = []
+    lock = threading.Lock()
+
+    def hammer(limiter: RateLimiter) -> None:
+        passed = sum(limiter.check("shared", "store").allowed for _ in range(40))
+        with lock:
+            allowed.append(passed)
+
+    threads = [threading.Thread(target=hammer, args=(limiters[i % 2],)) for i in range(8)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert all(limiter.status()["backend"] == "redis" for limiter in limiters)
+        assert sum(allowed) == budget, allowed
+    finally:
+        for limiter in limiters:
+            limiter.close()

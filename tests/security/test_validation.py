@@ -116,8 +116,9 @@ def test_payloads_in_structured_fields_are_refused_at_least_99_percent(field: st
     for category in categories():
         lines = corpus(category)
         passed = [p for p in lines if not refused(STRUCTURED[field](p))]
-        # the few that pass are plain words or public URLs ("sleep 5", "https://example.com/…")
-        assert len(passed) / len(lines) <= 0.03, (category, passed[:10])
+        # >= 99 % per cell; the few that pass are plain words or public URLs ("AND 1",
+        # "https://example.com/…?url=http://public.example/")
+        assert len(passed) / len(lines) <= 0.01, (category, passed[:10])
         total += len(lines)
         passed_total += len(passed)
     assert passed_total / total <= 0.01

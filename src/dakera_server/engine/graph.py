@@ -23,19 +23,18 @@ than one per edge: start-up reads a quarter of the rows for three edges per memo
 cost per row, not per edge, dominated (measured in ``bench/graph.py``). A change rewrites the
 rows of the memories whose outgoing edges or entities changed, computed and written under the
 agent's graph lock so that an older state never overwrites a newer one. Derived data is written
-right after the memory's own commit; at start-up, edges towards missing memories are dropped
-and memories without a row get their entities again, so a crash between the two writes loses
-at most the derived edges of the memories in flight.
+right after the memory's own commit; at start-up (``graph_load.py``), edges towards missing
+memories are dropped and memories without a row get their entities again, so a crash between
+the two writes loses at most the derived edges of the memories in flight.
 """
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -49,6 +48,9 @@ from dakera_server.engine.memories import MemoryEngine
 from dakera_server.engine.models import Memory
 from dakera_server.errors import InvalidInput, MemoryNotFound, StorageError, Unavailable
 from dakera_server.storage.base import Op
+
+if TYPE_CHECKING:
+    from dakera_server.engine.graph_load import EntityBackfill
 
 __all__ = [
     "EDGE_TYPES",
@@ -231,6 +233,7 @@ class KnowledgeGraph:
         self.similarity_threshold = similarity_threshold
         self._graphs: dict[str, AgentGraph] = {}
         self._lock = threading.Lock()
+        self._backfill: EntityBackfill | None = None
 
     def graph(self, agent_id: str, *, create: bool = False) -> AgentGraph | None:
         """The agent's graph (created empty when ``create``)."""
@@ -250,11 +253,14 @@ class KnowledgeGraph:
         at the next start-up, and the memory itself is already stored.
         """
         group = graph.agent_id
+        dirty = list(dict.fromkeys(dirty))
+        if self._backfill is not None:
+            self._backfill.fill_in(graph, (m for m in dirty if m in live))
         ops = [
             Op.put("edges", m, _row_payload(graph, m), group=group)
             if m in live
             else Op.delete("edges", m, group=group)
-            for m in dict.fromkeys(dirty)
+            for m in dirty
         ]
         for start in range(0, len(ops), WRITE_BATCH):
             try:
@@ -264,63 +270,40 @@ class KnowledgeGraph:
                     raise
                 logger.warning("could not persist %d graph rows: %s", len(ops), exc.message)
 
+    def graphs(self) -> list[AgentGraph]:
+        """Every agent's graph (a snapshot of the list)."""
+        with self._lock:
+            return list(self._graphs.values())
+
     # ------------------------------------------------------------------ start-up
     def load(self) -> tuple[int, int]:
-        """Read every agent's rows, drop edges towards missing memories, extract the entities of
-        memories without a row. Returns (edges, memories whose entities were extracted now).
+        """Read every agent's rows, drop edges towards missing memories, and extract the
+        entities of memories without a row: inline when few, else in the background once
+        loaded (``graph_load.py``). Returns (edges, memories whose entities were extracted
+        now, inline)."""
+        from dakera_server.engine.graph_load import load_graph  # it builds on this module
 
-        The cyclic garbage collector is paused meanwhile: the load allocates a few container
-        objects per edge and entity, none of them garbage, and with a million objects already
-        alive each triggered full collection rescans them all (measured on 20,000 memories with
-        60,000 edges, 2 busy cores: 1.4–2.1 s with the collector on, 0.6–0.8 s with it paused).
-        """
-        paused = gc.isenabled()
-        gc.disable()
-        try:
-            return self._load()
-        finally:
-            if paused:
-                gc.enable()
-
-    def _load(self) -> tuple[int, int]:
-        agents = {a: self.memories.agent(SYSTEM, a) for a in self.memories.agent_ids(SYSTEM)}
-        dirty: dict[str, set[str]] = {}
-        stale: list[Op] = []
-        for row in self.memories.storage.iter_rows("edges"):
-            agent = agents.get(row.group)
-            if agent is None or row.key not in agent.memories:
-                stale.append(Op.delete("edges", row.key, group=row.group))
-                continue
-            graph = self.graph(row.group, create=True)
-            assert graph is not None
-            data = orjson.loads(row.payload)
-            graph.entities[row.key] = tuple(Entity.from_payload(e) for e in data["entities"])
-            for to_id, kind, weight, created_at, label in data["edges"]:
-                if to_id in agent.memories:
-                    graph.add(Edge(row.key, to_id, kind, weight, created_at, label))
-                else:
-                    dirty.setdefault(row.group, set()).add(row.key)
-        extracted = 0
-        for agent_id, agent in agents.items():
-            if agent is None:
-                continue
-            graph = self.graph(agent_id, create=True)
-            assert graph is not None
-            namespace = agent_namespace(agent_id)
-            with graph.lock:
-                for memory in sorted(agent.memories.values(), key=lambda m: (m.created_at, m.id)):
-                    known = graph.entities.get(memory.id)
-                    if known is None:
-                        known = tuple(self.entities.for_memory(memory, namespace, remote=False))
-                        dirty.setdefault(agent_id, set()).add(memory.id)
-                        extracted += 1
-                    graph.set_entities(memory.id, known)
-                self._persist(graph, dirty.get(agent_id, ()), agent.memories, strict=False)
-        if stale:
-            self.memories.storage.write(stale)
-        with self._lock:
-            edges = sum(len(g.edges) for g in self._graphs.values())
+        edges, extracted, backfill = load_graph(self)
+        if backfill is not None:
+            logger.info("extracting the entities of %d memories in the background", backfill.total)
+            self._backfill = backfill
         return edges, extracted
+
+    def start_backfill(self) -> None:
+        """Start the entity backfill ``load`` left, if any (the engine does, once ready; a hook
+        that has to wait for it starts it too, so it can never wait for nothing)."""
+        if self._backfill is not None:
+            self._backfill.start()
+
+    @property
+    def backfill(self) -> EntityBackfill | None:
+        """The start-up entity backfill, if one was needed (done or not)."""
+        return self._backfill
+
+    def close(self) -> None:
+        """Stop a running backfill (shutdown); what it did not reach is extracted next start."""
+        if self._backfill is not None:
+            self._backfill.stop()
 
     # ------------------------------------------------------------------ hooks
     def memories_indexed(
@@ -332,6 +315,9 @@ class KnowledgeGraph:
         for index, memory in enumerate(memories):
             by_agent.setdefault(memory.agent_id, []).append(index)
         for agent_id, indexes in by_agent.items():
+            if self._backfill is not None:
+                # Its shares_entity links may go to memories whose entities are being extracted.
+                self._backfill.wait(agent_id)
             agent = self.memories.agent(SYSTEM, agent_id)
             graph = self.graph(agent_id, create=True)
             if agent is None or graph is None:
@@ -456,4 +442,10 @@ class KnowledgeGraph:
         if graph is None:
             return memory, []
         with graph.lock:
-            return memory, list(graph.entities.get(memory.id, ()))
+            known = graph.entities.get(memory.id)
+        if known is None and self._backfill is not None:
+            if self._backfill.is_pending(memory.agent_id, memory.id):
+                # Not reached by the start-up backfill yet: the same extraction, on demand.
+                namespace = agent_namespace(memory.agent_id)
+                return memory, self.entities.for_memory(memory, namespace, remote=False)
+        return memory, list(known or ())

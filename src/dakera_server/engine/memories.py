@@ -11,6 +11,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,13 +164,13 @@ class MemoryEngine:
             if self.snapshots is not None and len(memories) >= self.exact_threshold:
                 blobs = {m.id: vectors[i].tobytes() for i, m in enumerate(memories)}
                 restored = restore_agent_index(self.snapshots, agent_id, dim, blobs)
-                if restored is None:
-                    agent.put_many(memories, vectors)
-                    save_agent_index(self.snapshots, agent_id, agent.vectors, blobs)
-                else:
-                    agent.adopt(memories, restored)
-            else:
+            if restored is None:
+                # No snapshot is written here: the HNSW graph is built in the background after
+                # this returns, so one taken now would hold only the exact segment (rebuilt from
+                # the store as fast as it is read) and cost seconds behind the indexer's lock.
                 agent.put_many(memories, vectors)
+            else:
+                agent.adopt(memories, restored)
             for memory in memories:
                 self._owners.setdefault(memory.id, set()).add(agent_id)
             total += len(memories)
@@ -340,18 +341,23 @@ class MemoryEngine:
             for i, m in enumerate(memories)
             if embedded.truncated(i)
         ]
-        self._keep_created_at(memories)
-        ops = [self._put_op(m, embedded.vectors[i]) for i, m in enumerate(memories)]
-        ops.extend(extra_ops)
-        self.storage.write(ops)
         by_agent: dict[str, list[int]] = {}
         for index, memory in enumerate(memories):
             by_agent.setdefault(memory.agent_id, []).append(index)
-        for agent_id, indexes in by_agent.items():
-            agent = self._agent(agent_id, create=True)
-            agent.put_many([memories[i] for i in indexes], embedded.vectors[indexes])
-            for i in indexes:
-                self._owners.setdefault(memories[i].id, set()).add(agent_id)
+        with ExitStack() as held:
+            # The write and the index update under the agents' locks (in a fixed order), so
+            # the store and the indexes see concurrent writes to one memory in the same order.
+            agents = {a: self._agent(a, create=True) for a in sorted(by_agent)}
+            for agent in agents.values():
+                held.enter_context(agent.lock)
+            self._keep_created_at(memories)
+            ops = [self._put_op(m, embedded.vectors[i]) for i, m in enumerate(memories)]
+            ops.extend(extra_ops)
+            self.storage.write(ops)
+            for agent_id, indexes in by_agent.items():
+                agents[agent_id].put_many([memories[i] for i in indexes], embedded.vectors[indexes])
+                for i in indexes:
+                    self._owners.setdefault(memories[i].id, set()).add(agent_id)
         for memory in memories:
             self.events.emit(
                 "stored",
@@ -385,9 +391,48 @@ class MemoryEngine:
     def update(
         self, caller: Caller, agent_id: str, memory_id: str, changes: dict[str, Any]
     ) -> tuple[Memory, Truncation | None]:
-        """Apply ``changes`` (content, metadata, memory_type, importance, tags) durably."""
+        """Apply ``changes`` (content, metadata, memory_type, importance, tags) durably.
+
+        The changes are checked and the new content embedded first; then, under the agent's
+        lock, they are applied to the memory as it is *then* (a concurrent update is not
+        undone, a concurrent forget is not undone either: the update answers 404).
+        """
         current = self.get(caller, memory_id, agent_id)
         now = int(self.clock())
+        self._changed(current, changes, now)  # refuse bad input before any work
+        content = changes.get("content")
+        embedded = None
+        if isinstance(content, str) and content != current.content:
+            embedded = self.embedder.embed([content])
+        agent = self._agent(agent_id)
+        with agent.lock:
+            latest = agent.memories.get(memory_id)
+            if latest is None or latest.is_expired(self.clock()):
+                raise MemoryNotFound(f"memory '{memory_id}' not found", resource="memory")
+            updated = self._changed(latest, changes, now)
+            if updated.content == latest.content:
+                embedded = None
+            elif embedded is None:  # content changed meanwhile back to what we were given
+                embedded = self.embedder.embed([updated.content])
+            new_vector = None if embedded is None else embedded.vectors[0]
+            vector = new_vector if new_vector is not None else agent.vectors.get_vector(memory_id)
+            self.storage.write([self._put_op(updated, vector)])
+            agent.replace_text(updated, new_vector)
+        truncation = None
+        if embedded is not None and embedded.truncated(0):
+            truncation = Truncation(
+                memory_id,
+                embedded.content_tokens[0],
+                embedded.embedded_tokens[0],
+                self.embedder.max_tokens,
+            )
+        if new_vector is not None:
+            for hook in self.on_indexed:
+                hook([updated], new_vector.reshape(1, -1))
+        return updated, truncation
+
+    def _changed(self, current: Memory, changes: dict[str, Any], now: int) -> Memory:
+        """A copy of ``current`` with ``changes`` applied (``InvalidInput`` for a bad one)."""
         updated = Memory(**{**current.__dict__})
         if "content" in changes and changes["content"] is not None:
             content = changes["content"]
@@ -410,44 +455,31 @@ class MemoryEngine:
             keep = {k: v for k, v in (current.metadata or {}).items() if k.startswith("_dakera_")}
             updated.metadata = {**metadata, **keep}
         updated.updated_at = now
-        agent = self._agent(agent_id)
-        truncation = None
-        new_vector: npt.NDArray[np.float32] | None = None
-        if updated.content != current.content:
-            embedded = self.embedder.embed([updated.content])
-            new_vector = embedded.vectors[0]
-            if embedded.truncated(0):
-                truncation = Truncation(
-                    memory_id,
-                    embedded.content_tokens[0],
-                    embedded.embedded_tokens[0],
-                    self.embedder.max_tokens,
-                )
-        vector = new_vector if new_vector is not None else agent.vectors.get_vector(memory_id)
-        self.storage.write([self._put_op(updated, vector)])
-        agent.replace_text(updated, new_vector)
-        if new_vector is not None:
-            for hook in self.on_indexed:
-                hook([updated], new_vector.reshape(1, -1))
-        return updated, truncation
+        return updated
 
     def set_importance(
         self, caller: Caller, agent_id: str, memory_ids: Sequence[str], importance: Any
     ) -> list[Memory]:
         """Set the importance of several memories in one durable write."""
         value = check_importance(importance)
-        current = [self.get(caller, memory_id, agent_id) for memory_id in memory_ids]
+        for memory_id in memory_ids:
+            self.get(caller, memory_id, agent_id)  # 404 for an unknown id, before any write
         now = int(self.clock())
         agent = self._agent(agent_id)
         updated = []
-        for memory in current:
-            copy = Memory(**{**memory.__dict__})
-            copy.importance = value
-            copy.updated_at = now
-            updated.append(copy)
-        self.storage.write([self._put_op(m, agent.vectors.get_vector(m.id)) for m in updated])
+        with agent.lock:
+            for memory_id in memory_ids:
+                latest = agent.memories.get(memory_id)
+                if latest is None:  # forgotten meanwhile
+                    raise MemoryNotFound(f"memory '{memory_id}' not found", resource="memory")
+                copy = Memory(**{**latest.__dict__})
+                copy.importance = value
+                copy.updated_at = now
+                updated.append(copy)
+            self.storage.write([self._put_op(m, agent.vectors.get_vector(m.id)) for m in updated])
+            for memory in updated:
+                agent.replace_text(memory, None)
         for memory in updated:
-            agent.replace_text(memory, None)
             self.events.emit(
                 "importance_updated",
                 agent_id=agent_id,
@@ -463,10 +495,10 @@ class MemoryEngine:
             return []
         with agent.lock:
             targets = [agent.memories[i] for i in dict.fromkeys(memory_ids) if i in agent.memories]
-        if not targets:
-            return []
-        self.storage.write([Op.delete("memories", m.id, group=agent_id) for m in targets])
-        removed = agent.remove(m.id for m in targets)
+            if not targets:
+                return []
+            self.storage.write([Op.delete("memories", m.id, group=agent_id) for m in targets])
+            removed = agent.remove(m.id for m in targets)
         for forgotten in self.on_forgotten:
             forgotten(agent_id, removed)
         for memory in removed:

@@ -177,6 +177,7 @@ class NamespaceView:
     vector_count: int
     index_type: str = "hnsw"
     search_backend: str = "exact"
+    index_pending: int = 0
     document_count: int = 0
     encryption: bool = False
     created_at: int | None = None
@@ -195,6 +196,7 @@ class NamespaceView:
             "document_count": self.document_count,
             "index_type": self.index_type,
             "search_backend": self.search_backend,
+            "index_pending": self.index_pending,
             "estimated_storage_bytes": self.vector_count * 4 * (self.dimension or 0)
             + 256 * max(self.vector_count, self.document_count),
             "created_at": self.created_at,
@@ -247,6 +249,11 @@ class VectorNamespace:
     def backend(self) -> str:
         """Which search the index currently runs: ``exact`` or ``hnsw``."""
         return str(getattr(self.index, "backend", "exact"))
+
+    def index_pending(self) -> int:
+        """Vectors the background indexer has not moved into the HNSW graph yet (they are
+        searched exactly meanwhile)."""
+        return int(getattr(self.index, "pending", 0))
 
     def values_of(self, record_id: str) -> list[float] | None:
         """A record's vector exactly as stored (the index keeps cosine rows normalised, which

@@ -210,6 +210,7 @@ class NamespaceEngine:
                     distance="cosine",
                     vector_count=len(agent),
                     search_backend=str(getattr(agent.vectors, "backend", "exact")),
+                    index_pending=int(getattr(agent.vectors, "pending", 0)),
                     document_count=len(agent),
                 )
         return self._view(self.get(caller, name))
@@ -228,6 +229,7 @@ class NamespaceEngine:
             vector_count=namespace.vector_count(),
             index_type=info.index_type,
             search_backend=namespace.backend(),
+            index_pending=namespace.index_pending(),
             document_count=len(namespace.text),
             encryption=info.encryption,
             created_at=info.created_at,

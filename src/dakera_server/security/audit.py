@@ -11,7 +11,10 @@ Never written: the ``Authorization`` and ``X-API-Key`` headers, the query string
 name marks a secret (``key``, ``new_key``, ``api_key``, ``password``, ``token`` …).
 
 The layer sits outside authentication, so refusals (401, 403, 429) are audited too; it reads
-who the caller was from the ``Caller`` the auth layer leaves in ``scope["state"]``.
+who the caller was from the ``Caller`` the auth layer leaves in ``scope["state"]``. The
+body-size limit sits outside this layer (ARCHITECTURE.md's order) and answers its 413s itself;
+it reports them through ``refusal_auditor`` (same record, same exclusions), and this layer
+writes nothing for a request whose answer that layer took over (``BODY_REFUSED`` in the state).
 
 Writing: the request path only puts a small record on a bounded queue (``put_nowait``). One
 background thread turns records into lines (parsing, redaction, truncation happen there) and
@@ -39,160 +42,34 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from dakera_server.engine.access import Caller
 from dakera_server.engine.events import Event
 from dakera_server.security.auth import presented_secret
+from dakera_server.security.bodylimit import BODY_REFUSED, RefusalSink
+from dakera_server.security.redaction import (
+    REDACTED,
+    SECRET_FIELDS,
+    redact,
+    redact_text,
+    render_body,
+)
 from dakera_server.security.targets import Target, body_agent_id, path_target
 
-__all__ = ["AuditMiddleware", "AuditWriter", "RequestRecord", "redact", "redact_text"]
+__all__ = [
+    "SECRET_FIELDS",
+    "AuditMiddleware",
+    "AuditWriter",
+    "RequestRecord",
+    "redact",
+    "redact_text",
+    "refusal_auditor",
+    "render_body",
+]
 
 logger = logging.getLogger("dakera_server.audit")
 
-REDACTED = "[REDACTED]"
-SECRET_FIELDS = frozenset(
-    {
-        "key",
-        "new_key",
-        "old_key",
-        "api_key",
-        "apikey",
-        "x-api-key",
-        "root_api_key",
-        "secret",
-        "client_secret",
-        "password",
-        "passphrase",
-        "token",
-        "access_token",
-        "refresh_token",
-        "authorization",
-        "encryption_key",
-    }
-)
 # Bodies are captured up to this size for parsing (agent_id, redaction); the log keeps at most
 # the configured limit of what is left after redaction.
 CAPTURE_BYTES = 64 * 1024
 QUEUE_CAPACITY = 10_000
 STOP = object()
-
-
-def redact(value: Any) -> Any:
-    """A copy of a parsed JSON value with every secret-named field's value replaced."""
-    if isinstance(value, dict):
-        return {
-            k: REDACTED if isinstance(k, str) and k.lower() in SECRET_FIELDS else redact(v)
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value
-
-
-def _string_end(text: str, start: int) -> int:
-    """Index just past the JSON string opening at ``start`` (the end of a truncated text)."""
-    index = start + 1
-    while index < len(text):
-        if text[index] == "\\":
-            index += 2
-        elif text[index] == '"':
-            return index + 1
-        else:
-            index += 1
-    return len(text)
-
-
-def _value_end(text: str, start: int) -> int:
-    """Index just past the JSON value at ``start``, or the end of a truncated text."""
-    if start >= len(text):
-        return start
-    if text[start] == '"':
-        return _string_end(text, start)
-    if text[start] in "{[":
-        depth = 0
-        index = start
-        while index < len(text):
-            char = text[index]
-            if char == '"':
-                index = _string_end(text, index)
-                continue
-            if char in "{[":
-                depth += 1
-            elif char in "}]":
-                depth -= 1
-                if depth == 0:
-                    return index + 1
-            index += 1
-        return len(text)
-    index = start
-    while index < len(text) and text[index] not in ",}] \t\r\n":
-        index += 1
-    return index
-
-
-def redact_text(text: str) -> str:
-    """Secret-named fields redacted in JSON text that may be cut short (no parse needed).
-
-    Walks the text token by token, so a key is only ever recognised where JSON has keys (never
-    inside a string), and the whole value of a secret field is dropped, object or array alike.
-    """
-    out: list[str] = []
-    index = 0
-    copied = 0
-    while index < len(text):
-        if text[index] != '"':
-            index += 1
-            continue
-        end = _string_end(text, index)
-        after = end
-        while after < len(text) and text[after] in " \t\r\n":
-            after += 1
-        if after < len(text) and text[after] == ":":
-            name = text[index + 1 : end - 1]
-            value = after + 1
-            while value < len(text) and text[value] in " \t\r\n":
-                value += 1
-            if name.lower() in SECRET_FIELDS:
-                out.append(text[copied:value])
-                out.append(f'"{REDACTED}"')
-                index = copied = _value_end(text, value)
-                continue
-        index = end
-    out.append(text[copied:])
-    return "".join(out)
-
-
-def _scrub(value: Any, secrets: tuple[str, ...]) -> Any:
-    """``value`` with every occurrence of a presented secret replaced, in keys and strings."""
-    if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, REDACTED)
-        return value
-    if isinstance(value, dict):
-        return {_scrub(k, secrets): _scrub(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_scrub(v, secrets) for v in value]
-    return value
-
-
-def _render_body(raw: bytes, complete: bool, limit: int, secrets: tuple[str, ...]) -> Any:
-    """The loggable form of a body, secrets redacted: the JSON value itself when it fits in
-    ``limit`` bytes, else ``{"truncated": true, "size": n, "text": first bytes}``."""
-    parsed: Any = None
-    if complete:
-        try:
-            parsed = _scrub(redact(orjson.loads(raw)), secrets)
-        except orjson.JSONDecodeError:
-            parsed = None
-    if parsed is not None:
-        text = orjson.dumps(parsed).decode()
-    else:
-        text = redact_text(raw.decode("utf-8", "replace"))
-        text = _scrub(text, secrets)
-    encoded = text.encode("utf-8")
-    if len(encoded) <= limit:
-        return text if parsed is None else parsed
-    return {
-        "truncated": True,
-        "size": len(raw) if complete else None,
-        "text": encoded[:limit].decode("utf-8", "ignore"),
-    }
 
 
 def _iso(seconds: float) -> str:
@@ -247,11 +124,11 @@ class RequestRecord:
             "user_agent": self.user_agent,
         }
         if self.log_request_body and self.request_body is not None:
-            entry["request_body"] = _render_body(
+            entry["request_body"] = render_body(
                 self.request_body, self.request_complete, self.max_body, self.secrets
             )
         if self.response_body is not None:
-            entry["response_body"] = _render_body(
+            entry["response_body"] = render_body(
                 self.response_body, self.response_complete, self.max_body, self.secrets
             )
         return entry
@@ -355,6 +232,63 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def _excluded(path: str, prefixes: tuple[str, ...]) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in prefixes)
+
+
+def _prefixes(exclude_paths: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(p.rstrip("/") or "/" for p in exclude_paths)
+
+
+def _record(scope: Scope, status: int, started_wall: float, latency_ms: float) -> RequestRecord:
+    """The record of one request from its scope (who, what, from where); bodies are added by
+    the caller. Reads the ``Caller`` and target that inner layers left in the state."""
+    state = scope.get("state") or {}
+    caller = state.get("caller")
+    secret = presented_secret(scope)
+    client = scope.get("client")
+    return RequestRecord(
+        started=started_wall,
+        method=scope["method"],
+        path=scope["path"],
+        query=scope.get("query_string", b""),
+        status=status,
+        latency_ms=latency_ms,
+        caller=caller if isinstance(caller, Caller) else None,
+        target=state.get("dakera.target"),
+        ip=client[0] if client else None,
+        user_agent=_header(scope, b"user-agent"),
+        secrets=(secret,) if secret else (),
+        max_body=0,
+    )
+
+
+def refusal_auditor(
+    writer: AuditWriter,
+    *,
+    exclude_paths: tuple[str, ...] = (),
+    response_body: bool = False,
+    max_body_size: int = 4096,
+    clock: Callable[[], float] = time.time,
+) -> RefusalSink:
+    """The sink through which a layer outside the audit layer (the body-size limit) audits the
+    answers it gives itself: one entry with the usual fields, never the refused request body
+    (it was not read, or not whole), the error body when response bodies are logged."""
+    prefixes = _prefixes(exclude_paths)
+
+    def audit(scope: Scope, status: int, started: float, body: bytes) -> None:
+        if _excluded(scope["path"], prefixes):
+            return
+        latency = time.perf_counter() - started
+        record = _record(scope, status, clock() - latency, latency * 1000.0)
+        record.max_body = max_body_size
+        if response_body:
+            record.response_body = body
+        writer.submit(record)
+
+    return audit
+
+
 class AuditMiddleware:
     """Pure ASGI layer: time the request, note who and what, hand a record to the writer."""
 
@@ -371,17 +305,14 @@ class AuditMiddleware:
     ) -> None:
         self.app = app
         self.writer = writer
-        self.exclude = tuple(p.rstrip("/") or "/" for p in exclude_paths)
+        self.exclude = _prefixes(exclude_paths)
         self.request_body = request_body
         self.response_body = response_body
         self.max_body = max_body_size
         self.clock = clock
 
-    def _excluded(self, path: str) -> bool:
-        return any(path == p or path.startswith(p + "/") for p in self.exclude)
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self._excluded(scope["path"]):
+        if scope["type"] != "http" or _excluded(scope["path"], self.exclude):
             await self.app(scope, receive, send)
             return
         started_wall = self.clock()
@@ -422,31 +353,16 @@ class AuditMiddleware:
         try:
             await self.app(scope, tee_receive if capture_request else receive, tee_send)
         finally:
-            caller = state.get("caller")
-            secret = presented_secret(scope)
-            request_raw = b"".join(request_chunks) if capture_request else None
-            response_raw = (
-                b"".join(response_chunks) if self.response_body and not streaming else None
-            )
-            client = scope.get("client")
-            self.writer.submit(
-                RequestRecord(
-                    started=started_wall,
-                    method=scope["method"],
-                    path=scope["path"],
-                    query=scope.get("query_string", b""),
-                    status=status,
-                    latency_ms=(time.perf_counter() - started) * 1000.0,
-                    caller=caller if isinstance(caller, Caller) else None,
-                    target=state.get("dakera.target"),
-                    ip=client[0] if client else None,
-                    user_agent=_header(scope, b"user-agent"),
-                    secrets=(secret,) if secret else (),
-                    max_body=self.max_body,
-                    request_body=request_raw,
-                    request_complete=request_size <= CAPTURE_BYTES,
-                    log_request_body=self.request_body,
-                    response_body=response_raw,
-                    response_complete=response_size <= CAPTURE_BYTES,
+            if not state.get(BODY_REFUSED):  # else the body-size limit audits its own answer
+                record = _record(
+                    scope, status, started_wall, (time.perf_counter() - started) * 1000.0
                 )
-            )
+                record.max_body = self.max_body
+                if capture_request:
+                    record.request_body = b"".join(request_chunks)
+                    record.request_complete = request_size <= CAPTURE_BYTES
+                record.log_request_body = self.request_body
+                if self.response_body and not streaming:
+                    record.response_body = b"".join(response_chunks)
+                    record.response_complete = response_size <= CAPTURE_BYTES
+                self.writer.submit(record)

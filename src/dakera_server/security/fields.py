@@ -24,6 +24,7 @@ __all__ = [
     "KEY_PATTERN",
     "METADATA_KEYS",
     "Kind",
+    "key_is_command",
     "key_refusal",
     "kind_of_key",
     "kind_of_list",
@@ -40,6 +41,23 @@ SECRET_PATTERN = re.compile(r"^[\x21-\x7e]{1,512}$")
 # few separators; no option flags (" -a"), root paths (" /etc"), comments ("--") or "..".
 KEY_PATTERN = re.compile(r"^\w[\w .:/@#+\-]*$")
 KEY_FORBIDDEN = ("..", "//", " /", "/ ", " -", "--", "@@", "  ")
+# Keys may hold single spaces ("Header 1", "Last Edited": loaders name keys after headings and
+# columns), so "<command> <argument>" fits the pattern above; these command lines are refused.
+# Only commands that never start an everyday label, with any argument; commands that are also
+# English words only with the argument shape the command takes ("sleep 10", not "sleep hours";
+# "net view", not "net income"). Lower case only: shells are case-sensitive, labels are not
+# ("Which Plan" passes).
+KEY_COMMAND = re.compile(
+    r"(?:which|whoami|uname|hostname|netsh|nslookup|wget|curl|ncat|netcat|socat|telnet"
+    r"|ifconfig|ipconfig|netstat|systeminfo|tasklist|taskkill|certutil|wmic|powershell|pwsh"
+    r"|chmod|chown|sudo|nohup|crontab|rm) \S"
+    r"|(?:sleep|usleep|timeout|ping|nc) [\d.]"
+    r"|(?:ping|dig|host) \S*\.[a-z]"
+    r"|(?:bash|sh|zsh|ksh|perl|php|python[23]?|ruby|node) \S+\.(?:sh|pl|php|py|rb|js)\b"
+    r"|net (?:user|users|view|share|localgroup|group|use|start|stop|session|accounts|config"
+    r"|time|file)\b"
+    r"|reg (?:query|add|delete|save|export)\b"
+)
 MAX_KEY_CHARS = 256
 MAX_NAME_CHARS = 128  # security.md: namespace name and API key name
 FILTER_OPERATORS = frozenset((*LOGICAL_OPERATORS, *FIELD_OPERATORS))
@@ -166,6 +184,12 @@ def key_refusal(key: str) -> str | None:
     if not KEY_PATTERN.fullmatch(key) or any(bad in key for bad in KEY_FORBIDDEN):
         return "a key with characters outside letters, digits, spaces and '_-.:/@#+'"
     return None
+
+
+def key_is_command(key: str) -> bool:
+    """True when an object key (already allowed by ``key_refusal``) reads as a shell command
+    line: ``which curl``, ``netsh firewall set opmode disable``, ``sleep 5``, ``net view``."""
+    return " " in key and KEY_COMMAND.match(key) is not None
 
 
 def _namespace_refusal(value: str) -> str | None:

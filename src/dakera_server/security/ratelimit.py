@@ -28,6 +28,10 @@ only while some namespace is rate limited, and only on the store/recall routes.
 strings; one key used under two strategies answers ``WRONGTYPE``. Every identifier therefore
 names its strategy (``…/moving-window``, ``…/sliding-window-counter``), so keys never collide.
 
+**Cost.** With Redis, a request's windows are checked and counted by one Lua script in one
+round trip, atomically (``security/ratewindows.py``); locally, by ``limits``' strategies over
+its memory storage.
+
 **Redis down.** With ``DAKERA_REDIS_URL`` set, counts are shared by every process. When Redis
 cannot be reached (at start or later) the limiter logs a warning, counts locally in this
 process, reports it in ``status()`` (``/health`` shows ``degraded``), and a background probe
@@ -45,13 +49,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 from limits import RateLimitItem, RateLimitItemPerMinute, RateLimitItemPerSecond
 from limits.errors import StorageError as LimitsStorageError
-from limits.storage import MemoryStorage, RedisStorage, Storage
-from limits.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
+from limits.storage import RedisStorage
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
@@ -60,6 +63,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from dakera_server.api.errors import error_response
 from dakera_server.engine.policies import RateLimitPolicy
 from dakera_server.errors import RateLimited
+from dakera_server.security.ratewindows import (
+    MOVING,
+    SLIDING,
+    LocalWindows,
+    Outcome,
+    RedisWindows,
+    Window,
+)
 from dakera_server.security.targets import (
     Operation,
     Target,
@@ -77,7 +88,6 @@ BURST_IDS = ("dakera", "global", "burst", "moving-window")
 SUSTAINED_IDS = ("dakera", "global", "sustained", "sliding-window-counter")
 REDIS_TIMEOUT_SECONDS = 0.5
 PROBE_INTERVAL_SECONDS = 2.0
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -109,15 +119,6 @@ class Decision:
         ]
 
 
-class _Strategies:
-    """The two strategies over one storage."""
-
-    def __init__(self, storage: Storage) -> None:
-        self.storage = storage
-        self.moving = MovingWindowRateLimiter(storage)
-        self.sliding = SlidingWindowCounterRateLimiter(storage)
-
-
 class RateLimiter:
     """Counts requests against the global bucket and the namespace windows.
 
@@ -139,15 +140,24 @@ class RateLimiter:
         self.burst = burst
         self.namespace_limits = namespace_limits
         self.limits_active = limits_active
-        self._global: tuple[RateLimitItem, RateLimitItem] | None = None
+        # The headers report the 1-second window: it binds first unless the rate has stayed
+        # above R for seconds, and then a refusal reports the long window.
+        self._global: list[Window] = []
         if rps > 0:
-            self._global = (
-                RateLimitItemPerSecond(rps + burst, 1),
-                RateLimitItemPerSecond(rps * LONG_WINDOW_SECONDS + burst, LONG_WINDOW_SECONDS),
-            )
+            self._global = [
+                Window(MOVING, RateLimitItemPerSecond(rps + burst, 1), BURST_IDS, "global"),
+                Window(
+                    SLIDING,
+                    RateLimitItemPerSecond(rps * LONG_WINDOW_SECONDS + burst, LONG_WINDOW_SECONDS),
+                    SUSTAINED_IDS,
+                    "global",
+                    reported=False,
+                ),
+            ]
         self._per_minute: dict[int, RateLimitItem] = {}
-        self._local = _Strategies(MemoryStorage())
-        self._shared: _Strategies | None = None
+        self._local = LocalWindows()
+        self._shared: RedisWindows | None = None
+        self._storage: RedisStorage | None = None
         self._redis_up = False
         self._redis_where = ""
         self._changed_at = time.time()
@@ -165,7 +175,8 @@ class RateLimiter:
                 socket_timeout=REDIS_TIMEOUT_SECONDS,
                 retry=Retry(NoBackoff(), 0),  # type: ignore[arg-type]
             )
-            self._shared = _Strategies(storage)
+            self._storage = storage
+            self._shared = RedisWindows(storage)
             if storage.check():
                 self._redis_up = True
                 logger.info("rate limits are shared through Redis at %s", self._redis_where)
@@ -195,11 +206,11 @@ class RateLimiter:
         )
 
     def _probe_loop(self, interval: float) -> None:
-        assert self._shared is not None
+        assert self._storage is not None
         while not self._stop.wait(interval):
             if self._redis_up:
                 continue
-            if self._shared.storage.check():
+            if self._storage.check():
                 with self._lock:
                     self._redis_up = True
                     self._changed_at = time.time()
@@ -207,14 +218,14 @@ class RateLimiter:
                     "Redis at %s answers again: rate limits are shared again", self._redis_where
                 )
 
-    def _run(self, work: Callable[[_Strategies], T]) -> T:
+    def _acquire(self, windows: list[Window], consume: bool) -> Outcome:
         shared = self._shared
         if shared is not None and self._redis_up:
             try:
-                return work(shared)
+                return shared.acquire(windows, consume)
             except (LimitsStorageError, RedisError, OSError) as exc:
                 self._mark_down(exc)
-        return work(self._local)
+        return self._local.acquire(windows, consume)
 
     def status(self) -> dict[str, Any]:
         """Where counts live: ``backend`` redis|local, and Redis's state when configured."""
@@ -248,8 +259,12 @@ class RateLimiter:
     def check(
         self, namespace: str | None = None, operation: Operation | None = None, consume: bool = True
     ) -> Decision:
-        """Count one request (unless ``consume`` is false) and say whether it may pass."""
-        window: tuple[RateLimitItem, str, tuple[str, ...]] | None = None
+        """Count one request (unless ``consume`` is false) and say whether it may pass.
+
+        The namespace window is added only when the namespace has a policy for ``operation``;
+        with Redis, all windows cost one round trip together.
+        """
+        windows = self._global
         if namespace is not None and operation is not None:
             policy = self.namespace_limits(namespace)
             if policy is not None:
@@ -259,38 +274,15 @@ class RateLimiter:
                 if per_minute is not None:
                     ids = ("dakera", "ns", namespace, operation, "sliding-window-counter")
                     reason = f"namespace '{namespace}' {operation}s per minute"
-                    window = (self._minute(per_minute), reason, ids)
-        if self._global is None and window is None:
+                    windows = [*windows, Window(SLIDING, self._minute(per_minute), ids, reason)]
+        if not windows:
             return Decision(True)
-
-        def decide(backend: _Strategies) -> Decision:
-            # Three calls per request on the global bucket (two hits, one read for the headers);
-            # with Redis each is one round trip.
-            best: Decision | None = None
-            if self._global is not None:
-                burst, sustained = self._global
-                if consume and not backend.moving.hit(burst, *BURST_IDS):
-                    stats = backend.moving.get_window_stats(burst, *BURST_IDS)
-                    return Decision(False, burst.amount, 0, stats.reset_time, "global")
-                if consume and not backend.sliding.hit(sustained, *SUSTAINED_IDS):
-                    stats = backend.sliding.get_window_stats(sustained, *SUSTAINED_IDS)
-                    return Decision(False, sustained.amount, 0, stats.reset_time, "global")
-                # The headers report the 1-second window: it binds first unless the rate has
-                # stayed above R for seconds, and then a refusal reports the long window.
-                stats = backend.moving.get_window_stats(burst, *BURST_IDS)
-                best = Decision(True, burst.amount, stats.remaining, stats.reset_time)
-            if window is not None:
-                item, reason, ids = window
-                if consume and not backend.sliding.hit(item, *ids):
-                    stats = backend.sliding.get_window_stats(item, *ids)
-                    return Decision(False, item.amount, 0, stats.reset_time, reason)
-                stats = backend.sliding.get_window_stats(item, *ids)
-                if best is None or stats.remaining < best.remaining:
-                    best = Decision(True, item.amount, stats.remaining, stats.reset_time, reason)
-            assert best is not None
-            return best
-
-        return self._run(decide)
+        outcome = self._acquire(windows, consume)
+        if outcome.refused is not None:
+            window, stats = outcome.stats[0]
+            return Decision(False, window.item.amount, 0, stats.reset_time, window.reason)
+        window, stats = min(outcome.stats, key=lambda pair: pair[1].remaining)  # first on ties
+        return Decision(True, window.item.amount, stats.remaining, stats.reset_time, window.reason)
 
 
 async def _buffered(receive: Receive) -> tuple[bytes, Receive]:

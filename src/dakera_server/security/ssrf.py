@@ -9,7 +9,8 @@ Two uses with different strictness:
   hex ``0x7f000001``, octal ``0177.0.0.1``, short ``127.1``, IPv6-mapped ``[::ffff:7f00:1]``,
   NAT64, 6to4), and so are cloud-metadata names and addresses, single-label names (they
   resolve inside the network), ``*.internal``/``*.local``/``*.localhost`` and wildcard-DNS
-  names that embed an internal address (``169.254.169.254.nip.io``).
+  names that embed an internal address (``169.254.169.254.nip.io``), and every name of the
+  redirect and DNS-rebinding services built for SSRF (``…302.r3dir.me``, ``…rbndr.us``).
 * ``text_mentions_ssrf(text)`` is for free text, where people legitimately write
   ``http://localhost:3000``: it flags only shapes with no everyday use — cloud-metadata
   targets, obfuscated numeric hosts, IPv6-mapped IPv4 hosts, exotic schemes (gopher, dict…)
@@ -55,8 +56,22 @@ METADATA_NAMES = frozenset(
     }
 )
 LOOPBACK_NAMES = frozenset(
-    {"localhost", "ip6-localhost", "ip6-loopback", "localtest.me", "lvh.me", "vcap.me"}
+    {
+        "localhost",
+        "ip6-localhost",
+        "ip6-loopback",
+        "localtest.me",
+        "lvh.me",
+        "vcap.me",
+        "localh.st",
+        "spoofed.burpcollaborator.net",
+    }
 )
+# Services whose names resolve, rebind or redirect to whatever address the name itself encodes
+# (``<base32 target>.302.r3dir.me``, ``7f000001.c0a80001.rbndr.us``, ``make-…-rebind-…1u.ms``).
+# The encodings vary (base32, hex, dashed), so every name under them is refused: they exist to
+# reach addresses a URL check would refuse, and no webhook or endpoint lives there.
+REDIRECT_SERVICES = ("r3dir.me", "rbndr.us", "1u.ms")
 INTERNAL_SUFFIXES = (
     ".localhost",
     ".internal",
@@ -204,6 +219,8 @@ def host_refusal(host: str) -> str | None:
         return "a cloud metadata host"
     if name in LOOPBACK_NAMES or name.endswith(INTERNAL_SUFFIXES):
         return "an internal host name"
+    if any(name == s or name.endswith("." + s) for s in REDIRECT_SERVICES):
+        return "a redirect or DNS-rebinding service"
     labels = name.split(".")
     if len(name) > 253 or not all(LABEL.match(label) for label in labels):
         return "its host is not a valid DNS name"
