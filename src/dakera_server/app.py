@@ -37,6 +37,7 @@ from dakera_server.api import (
     vectors,
 )
 from dakera_server.api.errors import exception_handlers
+from dakera_server.api.routeorder import hot_routes_first
 from dakera_server.api.scopes import public_paths, scope_table
 from dakera_server.config import Settings
 from dakera_server.engine.access import ANONYMOUS
@@ -144,6 +145,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     )
     for module in ROUTERS:
         module.routes.mount(app)
+    hot_routes_first(app.router.routes)
     app.state.engine = engine
     app.state.keyring = keyring
     app.state.rotation = Rotation(engine.store, Path(settings.data_dir), engine.audit.log)
