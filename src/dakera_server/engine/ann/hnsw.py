@@ -86,8 +86,8 @@ class HnswIndex:
         self._lock = ReadWriteLock()
         self._rng = random.Random(0x5EED)
 
-    def upsert(self, ids: Sequence[str], vectors: F32Array) -> None:
-        """See ``VectorIndex.upsert``."""
+    def upsert(self, ids: Sequence[str], vectors: F32Array, *, threads: int = 1) -> None:
+        """See ``VectorIndex.upsert``; ``threads`` > 1 inserts in parallel (hnswlib)."""
         batch_ids, batch = check_batch(ids, vectors, self.dimension)
         if not batch_ids:
             return
@@ -106,9 +106,7 @@ class HnswIndex:
             if needed > capacity:
                 self._index.resize_index(max(needed, 2 * capacity))
             labels = np.arange(self._next_label, self._next_label + n, dtype=np.uint64)
-            # One thread: the background indexer is the only caller on the hot path and must
-            # leave the other core to requests.
-            self._index.add_items(graph_rows, labels, num_threads=1, replace_deleted=True)
+            self._index.add_items(graph_rows, labels, num_threads=threads, replace_deleted=True)
             self._free_slots -= reused
             self._next_label += n
             for id_, label in zip(batch_ids, labels.tolist(), strict=True):

@@ -8,7 +8,8 @@ thread moves them into the graph in small chunks; each chunk holds its index's w
 about ``CHUNK_SECONDS`` so searches and writes wait at most that long.
 
 One thread for the process, whatever the number of indexes: the machine has two cores, and the
-other one is serving requests.
+other one is serving requests. Only a long backlog (a bulk load, a start without a snapshot) is
+inserted with hnswlib's threads on both cores (``adaptive.BULK_THREADS``).
 """
 
 from __future__ import annotations
