@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from dakera_server.config import Settings
+from dakera_server.engine import graph as graph_module
 from dakera_server.engine import graph_load
 from dakera_server.engine.core import Engine
 from dakera_server.engine.embeddings import EmbeddingProvider
@@ -102,6 +103,9 @@ def test_backfill_ends_where_an_inline_start_up_ends(
         engine.close()
 
     monkeypatch.setattr(graph_load, "INLINE_EXTRACTIONS", 10 * N)
+    # Entities only, as the background path gives: these memories stand for an import, not
+    # for a crash window (whose automatic edges start-up derives again, test_graph_load.py).
+    monkeypatch.setattr(graph_module, "REDERIVE_AT_LOAD", 0)
     inline_engine = open_engine(tmp_path / "inline", embedder)
     try:
         assert inline_engine.graph.backfill is None

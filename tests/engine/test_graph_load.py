@@ -75,3 +75,40 @@ def test_dangling_edges_and_missing_rows_are_repaired(
         assert store.get_row("edges", b, group=AGENT) is None
     finally:
         store.close()
+
+
+def test_a_memory_whose_row_a_crash_cut_off_gets_its_automatic_edges_back(
+    tmp_path: Path, embedder: EmbeddingProvider
+) -> None:
+    engine = open_engine(tmp_path, embedder)
+    texts = [
+        "Caroline moved to Lisbon in 2019.",
+        "Melanie painted a sunrise over the lake.",
+        "Caroline still loves living in Lisbon.",
+    ]
+    stored = engine.memories.store(SYSTEM, [NewMemory(agent_id=AGENT, content=t) for t in texts])
+    a, _, c = (m.id for m in stored.memories)
+    graph = engine.graph.graph(AGENT)
+    assert graph is not None
+    derived = {(e.to_id, e.edge_type) for e in graph.edges.values() if e.from_id == c}
+    assert (a, "shares_entity") in derived
+    engine.close()
+
+    # kill -9 between the memory's commit and its graph row: the row never reached the store.
+    store = SqliteStore(tmp_path / "dakera.db")
+    store.write([Op.delete("edges", c, group=AGENT)])
+    store.close()
+
+    engine = open_engine(tmp_path, embedder)
+    try:
+        graph = engine.graph.graph(AGENT)
+        assert graph is not None
+        again = {(e.to_id, e.edge_type) for e in graph.edges.values() if e.from_id == c}
+        assert again == derived
+    finally:
+        engine.close()
+    store = SqliteStore(tmp_path / "dakera.db")
+    try:
+        assert store.get_row("edges", c, group=AGENT) is not None
+    finally:
+        store.close()

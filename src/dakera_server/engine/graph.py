@@ -67,6 +67,10 @@ EDGE_TYPES = ("related_to", "shares_entity", "precedes", "linked_by", "supersede
 EDGE_TYPE_ALIASES = {"similar_to": "related_to", "similar": "related_to"}
 AUTOMATIC = frozenset({"related_to", "shares_entity"})
 SIMILAR_PER_MEMORY = 5
+# Memories found without a graph row at start-up get their automatic edges derived then, up to
+# this many (~0.4 ms each: a crash window is a few batches). More than that is an import through
+# the storage layer, which keeps only its entities.
+REDERIVE_AT_LOAD = 5_000
 ENTITY_LINKS = 3
 MAX_LABEL_CHARS = 256
 WRITE_BATCH = 2000
@@ -287,7 +291,28 @@ class KnowledgeGraph:
         if backfill is not None:
             logger.info("extracting the entities of %d memories in the background", backfill.total)
             self._backfill = backfill
-        return edges, extracted
+        if 0 < len(extracted) <= REDERIVE_AT_LOAD:
+            edges += self._rederive(extracted)
+        return edges, len(extracted)
+
+    def _rederive(self, repaired: Sequence[Memory]) -> int:
+        """The automatic edges of memories that had no graph row at start-up: the ones a crash
+        cut off between their commit and their row (a store derives them right after its own
+        commit). Derived as a store would, against the memories there are now. Returns how many
+        edges the graph gained."""
+        before = sum(len(g.edges) for g in self.graphs())
+        by_agent: dict[str, list[Memory]] = {}
+        for memory in repaired:
+            by_agent.setdefault(memory.agent_id, []).append(memory)
+        for agent_id, group in by_agent.items():
+            agent = self.memories.agent(SYSTEM, agent_id)
+            if agent is None:
+                continue
+            pairs = [(m, agent.vectors.get_vector(m.id)) for m in group]
+            found = [(m, v) for m, v in pairs if v is not None]
+            if found:
+                self.memories_indexed([m for m, _ in found], np.stack([v for _, v in found]))
+        return sum(len(g.edges) for g in self.graphs()) - before
 
     def start_backfill(self) -> None:
         """Start the entity backfill ``load`` left, if any (the engine does, once ready; a hook

@@ -70,11 +70,11 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def load_graph(kg: KnowledgeGraph) -> tuple[int, int, EntityBackfill | None]:
+def load_graph(kg: KnowledgeGraph) -> tuple[int, list[Memory], EntityBackfill | None]:
     """Read every agent's rows, drop edges towards missing memories, and extract the entities
     of memories without a row (inline, or through the returned, not yet started backfill).
 
-    Returns (edges, memories extracted inline, backfill or None).
+    Returns (edges, the memories extracted inline, backfill or None).
     """
     with _collector_paused():
         memories = kg.memories
@@ -106,7 +106,7 @@ def load_graph(kg: KnowledgeGraph) -> tuple[int, int, EntityBackfill | None]:
             if without:
                 missing[agent_id] = without
         inline = sum(len(v) for v in missing.values()) <= INLINE_EXTRACTIONS
-        extracted = 0
+        extracted: list[Memory] = []
         for agent_id, agent in agents.items():
             if agent is None:
                 continue
@@ -117,7 +117,7 @@ def load_graph(kg: KnowledgeGraph) -> tuple[int, int, EntityBackfill | None]:
                     for memory in missing.get(agent_id, ()):
                         graph.entities[memory.id] = _extract(kg, memory)
                         dirty.setdefault(agent_id, set()).add(memory.id)
-                        extracted += 1
+                        extracted.append(memory)
                 _index_mentions(graph, agent.memories.values())
                 kg._persist(graph, dirty.get(agent_id, ()), agent.memories, strict=False)
         if stale:
