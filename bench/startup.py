@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import re
 import shutil
@@ -37,13 +36,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.conftest import ROOT_KEY  # noqa: E402
-from tests.processes import BIN, free_port  # noqa: E402
+from tests.processes import spawn_server  # noqa: E402
 
 from bench.latency import (  # noqa: E402
     BACKFILL_DONE,
@@ -64,34 +61,9 @@ def start(
     data_dir: Path, log: Path, env: dict[str, str]
 ) -> tuple[subprocess.Popen[bytes], float, str]:
     """Spawn ``dakera-server serve``; returns the process, seconds until it was ready, URL."""
-    port = free_port()
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("DAKERA_")}
-    environ.update(
-        {
-            "DAKERA_PORT": str(port),
-            "DAKERA_DATA_DIR": str(data_dir),
-            "DAKERA_ROOT_API_KEY": ROOT_KEY,
-            "DAKERA_GRPC_PORT": "0",
-            **env,
-        }
-    )
     started = time.perf_counter()
-    with log.open("wb") as handle:
-        process = subprocess.Popen(
-            [str(BIN), "serve"], env=environ, stdout=handle, stderr=subprocess.STDOUT
-        )
-    url = f"http://127.0.0.1:{port}"
-    while time.perf_counter() - started < READY_TIMEOUT:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited:\n{log.read_text(errors='replace')}")
-        try:
-            if httpx.get(f"{url}/health/ready", timeout=2.0).status_code == 200:
-                return process, time.perf_counter() - started, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.02)
-    process.kill()
-    raise RuntimeError("server not ready in time")
+    server = spawn_server(data_dir, log, ready_timeout=READY_TIMEOUT, **env)
+    return server.process, time.perf_counter() - started, server.url
 
 
 def phases(log: Path) -> dict[str, float]:

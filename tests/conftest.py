@@ -65,10 +65,12 @@ class RunningServer:
         self.thread.join(timeout=30)
 
 
-def wait_ready(url: str, timeout: float = 60.0) -> None:
-    """Poll /health/ready until it answers 200."""
+def wait_ready(url: str, timeout: float = 60.0, exited: Callable[[], bool] = lambda: False) -> None:
+    """Poll /health/ready until it answers 200 (``RuntimeError`` as soon as ``exited()``)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if exited():
+            raise RuntimeError(f"server at {url} exited before it was ready")
         try:
             if httpx.get(f"{url}/health/ready", timeout=2.0).status_code == 200:
                 return

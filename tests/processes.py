@@ -42,7 +42,9 @@ class ServerProcess:
                 self.process.wait()
 
 
-def spawn_server(data_dir: Path, log: Path, **env: str) -> ServerProcess:
+def spawn_server(
+    data_dir: Path, log: Path, *, ready_timeout: float = 90.0, **env: str
+) -> ServerProcess:
     """Start ``dakera-server serve`` on a free port and wait until it is ready."""
     port = free_port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith("DAKERA_")}
@@ -61,8 +63,8 @@ def spawn_server(data_dir: Path, log: Path, **env: str) -> ServerProcess:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url, timeout=90)
-    except TimeoutError:
+        wait_ready(url, timeout=ready_timeout, exited=lambda: process.poll() is not None)
+    except (TimeoutError, RuntimeError):
         process.kill()
         raise AssertionError(f"server did not start:\n{log.read_text(errors='replace')}") from None
     return ServerProcess(process, url, log)

@@ -30,13 +30,8 @@ def mixed_texts(n: int) -> list[str]:
     return [f"{TEXTS[i % len(TEXTS)]} (variant {i})" + " and more" * (i % 13) for i in range(n)]
 
 
-def test_parallel_batch_is_bit_identical_and_uses_helpers(
-    minilm: MiniLMProvider, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    texts = mixed_texts(6 * BATCH_SIZE + 5)
-    set_embedding_threads(1)
-    sequential = minilm.embed(texts)
-
+def record_forward_threads(minilm: MiniLMProvider, monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """From now on, the names of the threads that run the model's forward pass."""
     seen: set[str] = set()
     forward = minilm._forward
 
@@ -45,6 +40,17 @@ def test_parallel_batch_is_bit_identical_and_uses_helpers(
         return forward(batch)
 
     monkeypatch.setattr(minilm, "_forward", recording)
+    return seen
+
+
+def test_parallel_batch_is_bit_identical_and_uses_helpers(
+    minilm: MiniLMProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texts = mixed_texts(6 * BATCH_SIZE + 5)
+    set_embedding_threads(1)
+    sequential = minilm.embed(texts)
+
+    seen = record_forward_threads(minilm, monkeypatch)
     set_embedding_threads(3)
     parallel = minilm.embed(texts)
     assert np.array_equal(parallel.vectors, sequential.vectors)
@@ -57,14 +63,7 @@ def test_parallel_batch_is_bit_identical_and_uses_helpers(
 def test_small_batch_stays_on_the_callers_thread(
     minilm: MiniLMProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seen: set[str] = set()
-    forward = minilm._forward
-
-    def recording(batch: list[list[int]]) -> np.ndarray:
-        seen.add(threading.current_thread().name)
-        return forward(batch)
-
-    monkeypatch.setattr(minilm, "_forward", recording)
+    seen = record_forward_threads(minilm, monkeypatch)
     set_embedding_threads(4)
     minilm.embed(TEXTS[:BATCH_SIZE])  # one chunk: nothing to share
     minilm.embed_one("a single query")

@@ -62,6 +62,15 @@ def open_engine(data_dir: Path, embedder: EmbeddingProvider) -> Engine:
     return engine
 
 
+def loaded_without_backfill(data_dir: Path, embedder: EmbeddingProvider) -> Engine:
+    """``Engine.load``'s steps up to the graph: the backfill is created, not started."""
+    engine = Engine(Settings(data_dir=data_dir, root_api_key=ROOT_KEY), embedder=embedder)
+    engine.memories.load()
+    engine.entities.load()
+    engine.graph.load()
+    return engine
+
+
 def agent_graph(engine: Engine) -> AgentGraph:
     graph = engine.graph.graph(AGENT)
     assert graph is not None
@@ -123,11 +132,7 @@ def test_a_store_during_the_backfill_links_to_memories_not_extracted_yet(
     tmp_path: Path, embedder: EmbeddingProvider
 ) -> None:
     ids = write_without_rows(tmp_path, N)
-    engine = Engine(Settings(data_dir=tmp_path, root_api_key=ROOT_KEY), embedder=embedder)
-    # Engine.load's steps without the last one (starting the backfill): a store arrives first.
-    engine.memories.load()
-    engine.entities.load()
-    engine.graph.load()
+    engine = loaded_without_backfill(tmp_path, embedder)  # a store arrives first
     try:
         backfill = engine.graph.backfill
         assert backfill is not None and backfill.is_pending(AGENT, ids[-1])
@@ -201,10 +206,7 @@ def test_a_link_during_the_backfill_saves_the_pending_entities_too(
     tmp_path: Path, embedder: EmbeddingProvider
 ) -> None:
     ids = write_without_rows(tmp_path, N)
-    engine = Engine(Settings(data_dir=tmp_path, root_api_key=ROOT_KEY), embedder=embedder)
-    engine.memories.load()
-    engine.entities.load()
-    engine.graph.load()  # the backfill is created, not started
+    engine = loaded_without_backfill(tmp_path, embedder)
     try:
         expected = engine.graph.entities_of(SYSTEM, ids[5])[1]
         assert expected  # extracted on demand while pending

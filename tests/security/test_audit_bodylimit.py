@@ -12,7 +12,6 @@ import json
 import select
 import socket
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -20,6 +19,7 @@ import orjson
 
 from tests.conftest import ROOT_KEY
 from tests.processes import spawn_server
+from tests.security.test_audit import entries, requests_of
 
 LIMIT = 4096
 CHUNK = 1024
@@ -54,10 +54,6 @@ def _send(url: str, head: str, body_chunks: list[bytes]) -> int:
                 break
             data += received
     return int(data.split(b" ", 2)[1])
-
-
-def _entries(log: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
 
 
 def test_both_kinds_of_413_are_audited_without_secrets(tmp_path: Path) -> None:
@@ -96,7 +92,7 @@ def test_both_kinds_of_413_are_audited_without_secrets(tmp_path: Path) -> None:
     text = log.read_text()
     assert ROOT_KEY not in text and "api_key=" not in text
     assert "authorization" not in text.lower()
-    stores = [e for e in _entries(log) if e["kind"] == "request" and e["path"] == STORE]
+    stores = [e for e in requests_of(entries(log)) if e["path"] == STORE]
     assert [e["status"] for e in stores] == [413, 413, 200], stores
     for entry in stores[:2]:
         assert REQUIRED <= set(entry), entry

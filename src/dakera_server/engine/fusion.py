@@ -59,7 +59,8 @@ class Relevance:
     text_score: float | None
 
 
-def _minmax(scores: Mapping[str, float]) -> dict[str, float]:
+def minmax(scores: Mapping[str, float]) -> dict[str, float]:
+    """Scores rescaled to [0, 1] (all 1.0 when they are equal): keeps the gaps, unlike RRF."""
     if not scores:
         return {}
     low, high = min(scores.values()), max(scores.values())
@@ -68,7 +69,8 @@ def _minmax(scores: Mapping[str, float]) -> dict[str, float]:
     return {key: (value - low) / (high - low) for key, value in scores.items()}
 
 
-def _rrf(ranked: Sequence[tuple[str, float]]) -> dict[str, float]:
+def rrf(ranked: Sequence[tuple[str, float]]) -> dict[str, float]:
+    """Reciprocal-rank scores of a best-first list (k = ``RRF_K``)."""
     return {key: 1.0 / (RRF_K + rank + 1) for rank, (key, _) in enumerate(ranked)}
 
 
@@ -102,9 +104,9 @@ def relevance(
                 vector_raw[memory_id] = value
     if fusion == "rrf":
         ranked = sorted(vector_raw.items(), key=lambda item: -item[1])
-        vector_norm, text_norm = _rrf(ranked), _rrf(text_hits)
+        vector_norm, text_norm = rrf(ranked), rrf(text_hits)
     else:
-        vector_norm, text_norm = _minmax(vector_raw), _minmax(text_raw)
+        vector_norm, text_norm = minmax(vector_raw), minmax(text_raw)
     fused = {
         memory_id: weight * vector_norm.get(memory_id, 0.0)
         + (1 - weight) * text_norm.get(memory_id, 0.0)

@@ -501,14 +501,19 @@ class MemoryEngine:
             removed = agent.remove(m.id for m in targets)
         for forgotten in self.on_forgotten:
             forgotten(agent_id, removed)
+        self._disown(agent_id, removed)
+        for memory in removed:
+            self.events.emit("forgotten", agent_id=agent_id, memory_id=memory.id)
+        return removed
+
+    def _disown(self, agent_id: str, removed: Iterable[Memory]) -> None:
+        """Drop ``agent_id`` from the owners of memories it no longer holds."""
         for memory in removed:
             owners = self._owners.get(memory.id)
             if owners is not None:
                 owners.discard(agent_id)
                 if not owners:
                     self._owners.pop(memory.id, None)
-            self.events.emit("forgotten", agent_id=agent_id, memory_id=memory.id)
-        return removed
 
     def apply(
         self,
@@ -549,12 +554,7 @@ class MemoryEngine:
             hook([m for m, _ in fresh], np.stack([v for _, v in fresh]))
         for forgotten in self.on_forgotten if gone else ():
             forgotten(agent_id, gone)
-        for memory in gone:
-            owners = self._owners.get(memory.id)
-            if owners is not None:
-                owners.discard(agent_id)
-                if not owners:
-                    self._owners.pop(memory.id, None)
+        self._disown(agent_id, gone)
         return True
 
     # -------------------------------------------------------------- access stats

@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 from dakera_server.engine.access import Caller
 from dakera_server.engine.filters import compile_filter
+from dakera_server.engine.fusion import minmax, rrf
 from dakera_server.engine.vector_input import (
     check_distance,
     check_flag,
@@ -44,7 +45,6 @@ __all__ = [
 
 F32 = npt.NDArray[np.float32]
 FUSIONS = ("minmax", "rrf")
-RRF_K = 60
 HYBRID_POOL = 100
 MAX_QUERIES = 1000
 
@@ -288,14 +288,7 @@ def fulltext_search(
 def _normalise(
     scores: dict[str, float], ranked: list[tuple[str, float]], fusion: str
 ) -> dict[str, float]:
-    if fusion == "rrf":
-        return {key: 1.0 / (RRF_K + rank + 1) for rank, (key, _) in enumerate(ranked)}
-    if not scores:
-        return {}
-    low, high = min(scores.values()), max(scores.values())
-    if high - low < 1e-12:
-        return dict.fromkeys(scores, 1.0)
-    return {key: (value - low) / (high - low) for key, value in scores.items()}
+    return rrf(ranked) if fusion == "rrf" else minmax(scores)
 
 
 def hybrid_search(

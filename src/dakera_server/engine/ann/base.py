@@ -214,7 +214,8 @@ def check_batch(
     return id_list, array.copy()
 
 
-def check_query(query: F32Array, dimension: int) -> F32Array:
+def check_query(query: F32Array, dimension: int, metric: Metric) -> F32Array:
+    """The query as a float32 row, checked, and unit length for cosine (what scoring expects)."""
     array = np.asarray(query, dtype=np.float32).reshape(-1)
     if array.shape[0] != dimension:
         raise DimensionMismatch(
@@ -222,6 +223,9 @@ def check_query(query: F32Array, dimension: int) -> F32Array:
         )
     if not np.isfinite(array).all():
         raise InvalidInput("query values must be finite numbers")
+    if metric == "cosine":
+        unit: F32Array = unit_rows(array.reshape(1, -1))[0][0]
+        return unit
     return array
 
 
@@ -325,3 +329,32 @@ def unpack(data: bytes) -> tuple[str, dict[str, Any], dict[str, npt.NDArray[Any]
         return str(header["kind"]), dict(header["meta"]), arrays
     except (KeyError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError("corrupt vector index snapshot header") from exc
+
+
+class PartsSnapshot:
+    """``to_bytes``/``from_bytes`` for an index class that can give its state as
+    ``parts()`` (a JSON-able header and arrays) and be rebuilt by ``from_parts``; the snapshot
+    names the class's ``kind`` so one kind is never loaded as another."""
+
+    kind: str
+
+    def parts(self) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
+        """The index's state: a JSON-able header and its arrays (copies)."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_parts(cls, meta: dict[str, Any], arrays: dict[str, npt.NDArray[Any]]) -> Self:
+        """The index ``parts`` described; ``ValueError`` when they do not fit together."""
+        raise NotImplementedError
+
+    def to_bytes(self) -> bytes:
+        """See ``VectorIndex.to_bytes``."""
+        return pack(self.kind, *self.parts())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        """See ``VectorIndex.from_bytes``."""
+        kind, meta, arrays = unpack(data)
+        if kind != cls.kind:
+            raise ValueError(f"snapshot holds a {kind!r} index, not {cls.kind!r}")
+        return cls.from_parts(meta, arrays)

@@ -12,19 +12,18 @@ from dakera_server.engine.ann.base import (
     Allow,
     F32Array,
     Metric,
+    PartsSnapshot,
     ReadWriteLock,
     check_batch,
     check_params,
     check_query,
     exact_scores,
-    pack,
     top_k,
     unit_rows,
-    unpack,
 )
 
 
-class ExactIndex:
+class ExactIndex(PartsSnapshot):
     """Brute-force search over a growing float32 matrix: exact results, O(n·dim) per query.
 
     Rows live in a matrix whose capacity doubles; an id↔row map finds them and a delete moves
@@ -102,9 +101,7 @@ class ExactIndex:
         self, query: F32Array, k: int, allow: Allow | None = None, ef: int | None = None
     ) -> list[tuple[str, float]]:
         """See ``VectorIndex.search``; ``ef`` is ignored (the search is exhaustive)."""
-        q = check_query(query, self.dimension)
-        if self.metric == "cosine":
-            q = unit_rows(q.reshape(1, -1))[0][0]
+        q = check_query(query, self.dimension, self.metric)
         if k <= 0:
             return []
         with self._lock.read():
@@ -122,9 +119,7 @@ class ExactIndex:
         The cheap path for a selective filter: one predicate call per id, then a matmul over
         the few allowed rows. ``allow`` runs under the read lock (writers wait for the scan).
         """
-        q = check_query(query, self.dimension)
-        if self.metric == "cosine":
-            q = unit_rows(q.reshape(1, -1))[0][0]
+        q = check_query(query, self.dimension, self.metric)
         if k <= 0:
             return []
         with self._lock.read():
@@ -150,15 +145,6 @@ class ExactIndex:
             if self.metric == "cosine":
                 vector *= self._norms[row]
             return vector
-
-    def export(self) -> tuple[list[str], F32Array]:
-        """All live ids and their vectors as given (used to build an HNSW index from this one)."""
-        with self._lock.read():
-            n = len(self._ids)
-            vectors = self._matrix[:n].copy()
-            if self.metric == "cosine":
-                vectors *= self._norms[:n, None]
-            return list(self._ids), vectors
 
     def tail(self, n: int) -> tuple[list[str], F32Array]:
         """The last ``n`` rows' ids and vectors as given: deleting them afterwards moves no row,
@@ -188,15 +174,3 @@ class ExactIndex:
         index._ids = ids
         index._rows = {id_: row for row, id_ in enumerate(ids)}
         return index
-
-    def to_bytes(self) -> bytes:
-        """See ``VectorIndex.to_bytes``."""
-        return pack(self.kind, *self.parts())
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Self:
-        """See ``VectorIndex.from_bytes``."""
-        kind, meta, arrays = unpack(data)
-        if kind != cls.kind:
-            raise ValueError(f"snapshot holds a {kind!r} index, not {cls.kind!r}")
-        return cls.from_parts(meta, arrays)

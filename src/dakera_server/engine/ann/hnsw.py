@@ -29,18 +29,17 @@ from dakera_server.engine.ann.base import (
     Allow,
     F32Array,
     Metric,
+    PartsSnapshot,
     ReadWriteLock,
     check_batch,
     check_params,
     check_query,
-    pack,
     unit_rows,
-    unpack,
 )
 from dakera_server.engine.ann.exact import ExactIndex
 
 
-class HnswIndex:
+class HnswIndex(PartsSnapshot):
     """Approximate search with hnswlib (M=16, ef_construction=100, ef_search >= 160).
 
     Ids map to integer labels; re-upserting an id marks its old label deleted and inserts a new
@@ -140,9 +139,7 @@ class HnswIndex:
         An explicit ``ef`` other than the index's own takes the write lock, as hnswlib's
         ``ef`` is shared by all queries.
         """
-        q = check_query(query, self.dimension)
-        if self.metric == "cosine":
-            q = unit_rows(q.reshape(1, -1))[0][0]
+        q = check_query(query, self.dimension, self.metric)
         if k <= 0:
             return []
         if ef is not None and ef != self._ef_search:
@@ -272,15 +269,3 @@ class HnswIndex:
         index._lock = ReadWriteLock()
         index._rng = random.Random(0x5EED)
         return index
-
-    def to_bytes(self) -> bytes:
-        """See ``VectorIndex.to_bytes``."""
-        return pack(self.kind, *self.parts())
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Self:
-        """See ``VectorIndex.from_bytes``."""
-        kind, meta, arrays = unpack(data)
-        if kind != cls.kind:
-            raise ValueError(f"snapshot holds a {kind!r} index, not {cls.kind!r}")
-        return cls.from_parts(meta, arrays)

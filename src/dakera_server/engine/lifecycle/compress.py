@@ -25,11 +25,10 @@ from dakera_server.engine.lifecycle.consolidate import PROTECTED_IMPORTANCE, mer
 from dakera_server.engine.lifecycle.dedup import session_buckets, survivor_order
 from dakera_server.engine.lifecycle.jobs import JobContext
 from dakera_server.engine.lifecycle.similarity import dbscan, similar_pairs, unit_matrix
-from dakera_server.engine.lifecycle.trash import Trash, TrashEntry
+from dakera_server.engine.lifecycle.trash import Trash
 from dakera_server.engine.memories import MemoryEngine, new_memory_id
 from dakera_server.engine.models import Memory
 from dakera_server.engine.rules import MAX_TAGS
-from dakera_server.storage.base import Op
 
 __all__ = ["Compressor"]
 
@@ -148,27 +147,14 @@ class Compressor:
             updated_at=now,
             last_accessed_at=now,
         )
-        ops: list[Op] = []
-        entries: list[TrashEntry | None] = []
-        for memory in members:
-            trash_ops, entry = self.trash.ops(
-                memory, "consolidation", summary_id, self.retention_hours(), now
-            )
-            ops += trash_ops
-            entries.append(entry)
-        committed = self.memories.apply(
-            agent_id,
-            put=[(summary, vector)],
-            delete=[m.id for m in members],
-            extra_ops=ops,
-            unchanged=members,
+        committed = self.trash.replace(
+            agent_id, summary, vector, members, "consolidation", self.retention_hours(), now
         )
         if not committed:
             answer["summaries_skipped"].append(
                 {"summary_id": summary_id, "reason": "a memory changed during the pass"}
             )
             return
-        self.trash.remember(entries)
         answer["summary_ids"].append(summary_id)
         answer["deprecated_ids"].extend(m.id for m in members)
         self.events.emit(

@@ -37,7 +37,7 @@ from dakera_server.engine.lifecycle.dedup import (
 from dakera_server.engine.lifecycle.jobs import JobContext
 from dakera_server.engine.lifecycle.similarity import dbscan, similar_pairs, unit_matrix
 from dakera_server.engine.lifecycle.state import StateStore
-from dakera_server.engine.lifecycle.trash import Trash, TrashEntry
+from dakera_server.engine.lifecycle.trash import Trash
 from dakera_server.engine.memories import MemoryEngine, new_memory_id
 from dakera_server.engine.models import Memory
 from dakera_server.engine.rules import MAX_TAGS, MEMORY_TYPES, check_agent_id, check_importance
@@ -238,23 +238,11 @@ class Consolidator:
             access_count=sum(m.access_count for m in sources),
         )
         vector = self.memories.embedder.embed([content]).vectors[0]
-        ops: list[Op] = []
-        entries: list[TrashEntry | None] = []
         retention = self._retention(self.config(agent_id))
-        for memory in sources:
-            trash_ops, entry = self.trash.ops(memory, "consolidation", merged.id, retention, now)
-            ops += trash_ops
-            entries.append(entry)
-        committed = self.memories.apply(
-            agent_id,
-            put=[(merged, vector)],
-            delete=[m.id for m in sources],
-            extra_ops=ops,
-            unchanged=sources,
-        )
-        if not committed:
+        if not self.trash.replace(
+            agent_id, merged, vector, sources, "consolidation", retention, now
+        ):
             raise Conflict("a memory changed while it was being consolidated; retry")
-        self.trash.remember(entries)
         source_ids = [m.id for m in sources]
         self.events.emit(
             "consolidated",

@@ -10,6 +10,7 @@ exactly as it was stored, under its own id (dakera-api.md §3.7).
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,6 +115,31 @@ class Trash:
         )
         blob = None if vector is None else np.ascontiguousarray(vector, np.float32).tobytes()
         return [Op.put("trash", memory.id, payload, group=memory.agent_id, vector=blob)], entry
+
+    def replace(
+        self,
+        agent_id: str,
+        new: Memory,
+        vector: npt.NDArray[np.float32],
+        sources: Sequence[Memory],
+        kind: str,
+        retention_hours: float,
+        now: int,
+    ) -> bool:
+        """``new`` in, ``sources`` out to the trash as ``kind`` (restorable for
+        ``retention_hours``), in one atomic write; False, with nothing written, when one of
+        ``sources`` changed since it was read (consolidation and compression)."""
+        copies = [self.ops(m, kind, new.id, retention_hours, now) for m in sources]
+        committed = self.memories.apply(
+            agent_id,
+            put=[(new, vector)],
+            delete=[m.id for m in sources],
+            extra_ops=[op for ops, _ in copies for op in ops],
+            unchanged=sources,
+        )
+        if committed:
+            self.remember([entry for _, entry in copies])
+        return committed
 
     def remember(self, entries: list[TrashEntry | None]) -> None:
         """Make committed entries listable."""
