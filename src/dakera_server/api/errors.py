@@ -1,15 +1,14 @@
-"""One renderer for every error body, and the handlers that route errors to it.
+"""The handlers that route every error raised under the router to the one renderer.
 
-Body shape (dakera-api.md §1.6): ``{"error": message, "code": CODE}`` plus ``details`` and
-``resource`` when present. Layers outside the router call ``error_response`` directly so a
-refusal from any layer looks the same.
+The renderer itself (``error_body``, ``error_response``) lives in ``security/responses.py``,
+below both the routers and the security layers, so a refusal from any layer and an error from a
+handler look the same without the layers importing the routers.
 """
 
 from __future__ import annotations
 
 import logging
 
-import orjson
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
@@ -23,32 +22,11 @@ from dakera_server.errors import (
     RouteNotFound,
     UnprocessableContent,
 )
+from dakera_server.security.responses import error_body, error_response
 
 __all__ = ["error_body", "error_response", "exception_handlers"]
 
 logger = logging.getLogger("dakera_server.errors")
-
-
-def error_body(exc: DakeraError) -> bytes:
-    """The JSON bytes of an error; only the safe message, code, details and resource."""
-    body: dict[str, object] = {"error": exc.message, "code": exc.code}
-    if exc.details is not None:
-        body["details"] = exc.details
-    if exc.resource is not None:
-        body["resource"] = exc.resource
-    for key, value in exc.extra.items():
-        body.setdefault(key, value)
-    return orjson.dumps(body)
-
-
-def error_response(exc: DakeraError) -> Response:
-    """A complete JSON response for ``exc`` with its status and headers."""
-    return Response(
-        content=error_body(exc),
-        status_code=exc.status,
-        media_type="application/json",
-        headers=exc.headers,
-    )
 
 
 def _describe_validation(exc: RequestValidationError) -> tuple[str, bool]:

@@ -15,10 +15,10 @@ from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dakera_server.api.errors import error_response
 from dakera_server.engine.access import Caller, agent_namespace
 from dakera_server.engine.access import Scope as KeyScope
 from dakera_server.errors import DakeraError, HostNotAllowed, Unauthorized
+from dakera_server.security.responses import error_response
 
 __all__ = ["AUTH_DISABLED_CALLER", "AuthenticationMiddleware", "UsageRecorder", "presented_secret"]
 

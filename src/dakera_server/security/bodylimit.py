@@ -20,8 +20,8 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dakera_server.api.errors import error_response
 from dakera_server.errors import PayloadTooLarge
+from dakera_server.security.responses import error_response
 
 __all__ = ["BODY_REFUSED", "BodySizeLimitMiddleware", "BodyTooLarge", "RefusalSink"]
 

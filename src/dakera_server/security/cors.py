@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dakera_server.api.errors import error_response
 from dakera_server.errors import InvalidInput
+from dakera_server.security.responses import error_response
 
 __all__ = ["ALLOWED_HEADERS", "ALLOWED_METHODS", "EXPOSED_HEADERS", "CORSMiddleware"]
 

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dakera_server.api.errors import error_response
 from dakera_server.errors import InternalError
+from dakera_server.security.responses import error_response
 
 __all__ = ["PRESETS", "Preset", "SecurityHeadersMiddleware", "security_headers"]
 

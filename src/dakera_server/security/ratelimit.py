@@ -60,7 +60,6 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dakera_server.api.errors import error_response
 from dakera_server.engine.policies import RateLimitPolicy
 from dakera_server.errors import RateLimited
 from dakera_server.security.ratewindows import (
@@ -71,6 +70,7 @@ from dakera_server.security.ratewindows import (
     RedisWindows,
     Window,
 )
+from dakera_server.security.responses import error_response
 from dakera_server.security.targets import (
     Operation,
     Target,

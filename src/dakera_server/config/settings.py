@@ -1,0 +1,121 @@
+"""``Settings``: the validated, frozen configuration, and the one reader of ``os.environ``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from dakera_server.config.table import SETTINGS
+from dakera_server.errors import ConfigError
+
+__all__ = ["Settings"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated, immutable configuration. Build it with ``from_env`` or keyword arguments."""
+
+    host: str = "127.0.0.1"
+    port: int = 3300
+    data_dir: Path = Path("dakera-data")
+    auth_enabled: bool = True
+    root_api_key: str | None = field(default=None, repr=False)
+    encryption_key: str | None = field(default=None, repr=False)
+    allowed_hosts: tuple[str, ...] = ()
+    log_level: str = "info"
+    embedding_provider: str = "builtin"
+    embedding_url: str | None = None
+    embedding_model: str | None = None
+    embedding_api_key: str | None = field(default=None, repr=False)
+    embedding_dimension: int | None = None
+    max_memory_content_bytes: int = 100_000
+    session_idle_timeout_secs: int = 14_400
+    exact_search_threshold: int = 10_000
+    numeric_threads: int = 1
+    embedding_threads: int = 0
+    grpc_enabled: bool = True
+    grpc_port: int = 50051
+    rate_limit_rps: int = 100
+    rate_limit_burst: int = 50
+    redis_url: str | None = field(default=None, repr=False)  # may carry a password
+    audit_enabled: bool = False
+    audit_request_body: bool = False
+    audit_response_body: bool = False
+    audit_max_body_size: int = 4096
+    audit_exclude_paths: tuple[str, ...] = ("/health", "/metrics")
+    audit_log_path: Path | None = None
+    autopilot_enabled: bool = True
+    decay_interval_secs: int = 3600
+    ttl_sweep_interval_secs: int = 60
+    background_cpu_percent: int = 25
+    graph_similarity_threshold: float = 0.85
+    ode_url: str | None = None
+    ode_allow_private: bool = False
+    max_body_size: int = 10_485_760
+    security_preset: str = "default"
+    hsts_enabled: bool | None = None
+    hsts_max_age: int | None = None
+    frame_options: str = "DENY"
+    csp_enabled: bool | None = None
+    csp_directives: str | None = None
+    cors_origins: tuple[str, ...] = ()
+    cors_credentials: bool = False
+    # Not from the environment: tests pin the clock to make decay and TTL deterministic.
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        self._check_combinations()
+
+    def _check_combinations(self) -> None:
+        if self.embedding_provider == "openai":
+            missing = [
+                name
+                for name, value in (
+                    ("DAKERA_EMBEDDING_URL", self.embedding_url),
+                    ("DAKERA_EMBEDDING_MODEL", self.embedding_model),
+                    ("DAKERA_EMBEDDING_DIMENSION", self.embedding_dimension),
+                )
+                if not value
+            ]
+            if missing:
+                raise ConfigError(
+                    "DAKERA_EMBEDDING_PROVIDER is 'openai' but "
+                    + ", ".join(missing)
+                    + " not set: set them or use DAKERA_EMBEDDING_PROVIDER=builtin."
+                )
+        if self.root_api_key is not None and not self.root_api_key.strip():
+            raise ConfigError("DAKERA_ROOT_API_KEY is set but empty: unset it or give a key.")
+        if "*" in self.cors_origins and self.cors_credentials:
+            raise ConfigError(
+                "DAKERA_CORS_ORIGINS=* with DAKERA_CORS_CREDENTIALS=true would let every web "
+                "site make credentialed requests as your users: list the trusted origins in "
+                "DAKERA_CORS_ORIGINS, or set DAKERA_CORS_CREDENTIALS=false."
+            )
+        preload_age = self.hsts_max_age is not None and self.hsts_max_age < 31_536_000
+        if self.security_preset == "strict" and self.hsts_enabled is not False and preload_age:
+            raise ConfigError(
+                f"DAKERA_HSTS_MAX_AGE is {self.hsts_max_age}, but the strict preset sends HSTS "
+                "with preload, which browsers accept only with max-age of at least 31536000: "
+                "raise it or unset it."
+            )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every declared variable; raise ``ConfigError`` naming the first bad one."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for setting in SETTINGS:
+            raw = env.get(setting.env)
+            if raw is None or (raw == "" and setting.default is None):
+                continue
+            values[setting.attr] = setting.parse(setting.env, raw)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (validated again)."""
+        current = {f.name: getattr(self, f.name) for f in fields(self)}
+        current.update(changes)
+        return Settings(**current)
