@@ -1,9 +1,9 @@
 """Each recall-quality idea on LoCoMo, switched on and off, in-process on the real engine.
 
 Same data, memories and metric as ``bench/locomo.py`` (``bench/locomo_data.py``), but recall is
-called in-process with a :class:`~dakera_server.engine.fusion.RecallTuning` per variant, so one
-store serves every variant (the server always runs the defaults). Tune split: conversations
-0-2; check split: 3-4. The defaults of ``RecallTuning`` were picked on the tune split only.
+called in-process with a :class:`~dakera_server.engine.memory.fusion.RecallTuning` per
+variant, so one store serves every variant (the server always runs the defaults). Tune split:
+conversations 0-2; check split: 3-4. The defaults of ``RecallTuning`` were picked on the tune split only.
 
     .venv/bin/python bench/locomo_ablation.py
     .venv/bin/python bench/locomo_ablation.py --captions        # turns + photo captions
@@ -30,10 +30,10 @@ sys.path.insert(0, str(ROOT))
 
 from bench.locomo_data import MAX_K, Conversation, Scores, load_conversations  # noqa: E402
 from dakera_server.engine.access import Caller, Scope  # noqa: E402
-from dakera_server.engine.embeddings import create_provider  # noqa: E402
-from dakera_server.engine.fusion import DEFAULT_TUNING, RecallTuning  # noqa: E402
-from dakera_server.engine.memories import MemoryEngine, NewMemory  # noqa: E402
-from dakera_server.engine.recall import recall  # noqa: E402
+from dakera_server.engine.memory.engine import MemoryEngine, NewMemory  # noqa: E402
+from dakera_server.engine.memory.fusion import DEFAULT_TUNING, RecallTuning  # noqa: E402
+from dakera_server.engine.memory.recall import recall  # noqa: E402
+from dakera_server.engine.text.embedding import create_provider  # noqa: E402
 from dakera_server.storage.sqlite import SqliteStore  # noqa: E402
 
 CALLER = Caller("bench", "bench", Scope.SUPER_ADMIN)

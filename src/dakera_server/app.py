@@ -42,7 +42,7 @@ from dakera_server.api.scopes import public_paths, scope_table
 from dakera_server.config import Settings
 from dakera_server.engine.access import ANONYMOUS
 from dakera_server.engine.core import DB_FILE, Engine
-from dakera_server.engine.embeddings import EmbeddingProvider
+from dakera_server.engine.text.embedding import EmbeddingProvider
 from dakera_server.grpc.server import GrpcServer, create_grpc_server
 from dakera_server.security.audit import AuditMiddleware, AuditWriter, refusal_auditor
 from dakera_server.security.auth import AUTH_DISABLED_CALLER, AuthenticationMiddleware

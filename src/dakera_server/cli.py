@@ -132,7 +132,7 @@ def _add_keys_parser(commands: Any) -> None:
 def _keys(settings: Settings, args: argparse.Namespace) -> int:
     from dakera_server.engine.access import Caller, Scope
     from dakera_server.engine.core import DB_FILE
-    from dakera_server.engine.keystore import KeyStore
+    from dakera_server.engine.keys.store import KeyStore
     from dakera_server.errors import DakeraError
     from dakera_server.security.encryption import open_codec
     from dakera_server.storage.sqlite import SqliteStore

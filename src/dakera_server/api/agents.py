@@ -11,7 +11,7 @@ from dakera_server.api.deps import CallerDep, EngineDep
 from dakera_server.api.scopes import Routes, Scope
 from dakera_server.api.sessions import preview
 from dakera_server.engine.access import agent_namespace
-from dakera_server.engine.listing import agent_stats, newest_first, wake_up
+from dakera_server.engine.memory.listing import agent_stats, newest_first, wake_up
 from dakera_server.engine.rules import check_agent_id
 from dakera_server.errors import InvalidInput, NamespaceAccessDenied
 

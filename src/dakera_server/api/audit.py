@@ -10,7 +10,7 @@ from starlette.responses import Response, StreamingResponse
 from dakera_server.api.deps import CallerDep, EngineDep
 from dakera_server.api.scopes import Routes, Scope
 from dakera_server.api.sse import sse_response
-from dakera_server.engine.audit import DEFAULT_EXPORT_LIMIT, MAX_EXPORT_LIMIT, AuditQuery
+from dakera_server.engine.events.audit import DEFAULT_EXPORT_LIMIT, MAX_EXPORT_LIMIT, AuditQuery
 
 routes = Routes()
 

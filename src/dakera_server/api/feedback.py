@@ -16,7 +16,7 @@ from dakera_server.api.lifecycle_models import (
 )
 from dakera_server.api.scopes import Routes, Scope
 from dakera_server.engine.lifecycle.feedback import canonical_signal
-from dakera_server.engine.models import Memory
+from dakera_server.engine.memory.models import Memory
 
 routes = Routes()
 

@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict
 
 from dakera_server.api.deps import CallerDep, EngineDep
 from dakera_server.api.scopes import Routes, Scope
-from dakera_server.engine.keyrecords import NewKey
-from dakera_server.engine.keyrules import CREATE_WARNING
+from dakera_server.engine.keys.records import NewKey
+from dakera_server.engine.keys.rules import CREATE_WARNING
 from dakera_server.errors import InvalidInput
 
 routes = Routes()

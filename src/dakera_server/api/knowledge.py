@@ -27,8 +27,7 @@ from dakera_server.api.knowledge_models import (
     SummarizeRequest,
 )
 from dakera_server.api.scopes import Routes, Scope
-from dakera_server.engine import graph_queries as queries
-from dakera_server.engine import knowledge, summaries
+from dakera_server.engine.graph import knowledge, queries, summaries
 from dakera_server.errors import InvalidInput, UnprocessableContent
 
 routes = Routes()

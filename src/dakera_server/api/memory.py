@@ -19,9 +19,9 @@ from dakera_server.api.memory_models import (
     unknown_field_warnings,
 )
 from dakera_server.api.scopes import Routes, Scope
-from dakera_server.engine.listing import BatchPredicate, batch_forget, batch_recall
-from dakera_server.engine.memories import NewMemory
-from dakera_server.engine.recall import RecallFilters, recall
+from dakera_server.engine.memory.engine import NewMemory
+from dakera_server.engine.memory.listing import BatchPredicate, batch_forget, batch_recall
+from dakera_server.engine.memory.recall import RecallFilters, recall
 from dakera_server.errors import InvalidInput
 
 routes = Routes()

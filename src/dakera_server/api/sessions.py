@@ -10,7 +10,7 @@ from dakera_server.api.deps import CallerDep, EngineDep
 from dakera_server.api.scopes import Routes, Scope
 from dakera_server.engine.access import Caller
 from dakera_server.engine.core import Engine
-from dakera_server.engine.models import Session
+from dakera_server.engine.memory.models import Session
 from dakera_server.errors import InvalidInput
 
 routes = Routes()

@@ -15,8 +15,9 @@ from dakera_server.api.vector_models import (
     UnifiedQueryRequest,
     WarmCacheRequest,
 )
-from dakera_server.engine import vector_advanced, vector_scan
-from dakera_server.engine.vector_search import QueryOptions
+from dakera_server.engine.vectors import advanced as vector_advanced
+from dakera_server.engine.vectors import scan as vector_scan
+from dakera_server.engine.vectors.search import QueryOptions
 
 routes = Routes()
 

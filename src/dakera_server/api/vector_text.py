@@ -16,9 +16,11 @@ from dakera_server.api.vector_models import (
     QueryTextRequest,
     UpsertTextRequest,
 )
-from dakera_server.engine import vector_scan, vector_search, vector_writes
-from dakera_server.engine.vector_input import NewDocument
-from dakera_server.engine.vector_search import QueryOptions
+from dakera_server.engine.vectors import scan as vector_scan
+from dakera_server.engine.vectors import search as vector_search
+from dakera_server.engine.vectors import writes as vector_writes
+from dakera_server.engine.vectors.input import NewDocument
+from dakera_server.engine.vectors.search import QueryOptions
 
 routes = Routes()
 

@@ -23,9 +23,11 @@ from dakera_server.api.vector_models import (
     UpsertColumnsRequest,
     UpsertRequest,
 )
-from dakera_server.engine import vector_scan, vector_search, vector_writes
-from dakera_server.engine.vector_input import NewVector
-from dakera_server.engine.vector_search import QueryOptions
+from dakera_server.engine.vectors import scan as vector_scan
+from dakera_server.engine.vectors import search as vector_search
+from dakera_server.engine.vectors import writes as vector_writes
+from dakera_server.engine.vectors.input import NewVector
+from dakera_server.engine.vectors.search import QueryOptions
 
 routes = Routes()
 

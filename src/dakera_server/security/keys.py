@@ -19,8 +19,8 @@ import time
 import orjson
 
 from dakera_server.engine.access import Caller, Scope
-from dakera_server.engine.keyrules import MAX_SECRET_CHARS, SecretHash, generate_secret
-from dakera_server.engine.keystore import ROOT_KEY_ID, KeyStore
+from dakera_server.engine.keys.rules import MAX_SECRET_CHARS, SecretHash, generate_secret
+from dakera_server.engine.keys.store import ROOT_KEY_ID, KeyStore
 from dakera_server.errors import InvalidApiKey
 
 __all__ = ["ROOT_CALLER", "KeyRing", "SecretHash", "generate_secret"]

@@ -33,14 +33,14 @@ from typing import TYPE_CHECKING, Any
 
 from dakera_server.engine.access import agent_namespace
 from dakera_server.engine.lifecycle.state import SYSTEM, StateStore
-from dakera_server.engine.models import Memory
+from dakera_server.engine.memory.models import Memory
 from dakera_server.engine.rules import MEMORY_TYPES, check_importance
 from dakera_server.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from dakera_server.engine.events import EventBus
+    from dakera_server.engine.events.bus import EventBus
     from dakera_server.engine.lifecycle.jobs import JobContext
-    from dakera_server.engine.memories import MemoryEngine
+    from dakera_server.engine.memory.engine import MemoryEngine
 
 __all__ = [
     "DECAY_KEY",
