@@ -3,7 +3,8 @@
 Same data, memories and metric as ``bench/locomo.py`` (``bench/locomo_data.py``), but recall is
 called in-process with a :class:`~dakera_server.engine.memory.fusion.RecallTuning` per
 variant, so one store serves every variant (the server always runs the defaults). Tune split:
-conversations 0-2; check split: 3-4. The defaults of ``RecallTuning`` were picked on the tune split only.
+conversations 0-2; check split: 3-4. The defaults of ``RecallTuning`` were picked on the tune
+split only.
 
     .venv/bin/python bench/locomo_ablation.py
     .venv/bin/python bench/locomo_ablation.py --captions        # turns + photo captions
