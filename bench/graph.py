@@ -38,7 +38,7 @@ from bench.textgen import memory_texts  # noqa: E402
 from dakera_server.config import Settings  # noqa: E402
 from dakera_server.engine.core import Engine  # noqa: E402
 from dakera_server.engine.entities.extractor import RuleExtractor  # noqa: E402
-from dakera_server.engine.graph.knowledge_graph import SYSTEM, Edge  # noqa: E402
+from dakera_server.engine.graph.model import SYSTEM, Edge  # noqa: E402
 from dakera_server.engine.graph.queries import traverse  # noqa: E402
 from dakera_server.engine.memory.engine import NewMemory, new_memory_id  # noqa: E402
 from dakera_server.engine.memory.models import Memory  # noqa: E402

@@ -85,7 +85,7 @@ def add_derived_edges(data_dir: Path, per_memory: int) -> int:
     """
     from dakera_server.config import Settings
     from dakera_server.engine.core import Engine
-    from dakera_server.engine.graph.knowledge_graph import SYSTEM, Edge
+    from dakera_server.engine.graph.model import SYSTEM, Edge
 
     # Exact search only: no HNSW build left running in this process during the measurements.
     settings = Settings(data_dir=data_dir, root_api_key=ROOT_KEY, exact_search_threshold=10**9)

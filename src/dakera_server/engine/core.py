@@ -18,13 +18,15 @@ from dakera_server.engine.ann.snapshots import SnapshotStore
 from dakera_server.engine.entities.service import EntityService
 from dakera_server.engine.events.audit import AuditLog
 from dakera_server.engine.events.bus import EventBus
-from dakera_server.engine.graph.knowledge_graph import Edge, KnowledgeGraph
+from dakera_server.engine.graph.knowledge_graph import KnowledgeGraph
+from dakera_server.engine.graph.model import Edge
 from dakera_server.engine.keys.store import KeyStore
 from dakera_server.engine.lifecycle.core import Lifecycle
 from dakera_server.engine.lifecycle.policies import PolicyStore
 from dakera_server.engine.memory.engine import Clock, MemoryEngine
 from dakera_server.engine.memory.sessions import SessionEngine
-from dakera_server.engine.text.embedding import EmbeddingProvider, create_provider
+from dakera_server.engine.text.embedding import EmbeddingProvider
+from dakera_server.engine.text.providers import create_provider
 from dakera_server.engine.text.threads import (
     blas_description,
     embedding_threads,

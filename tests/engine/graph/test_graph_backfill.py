@@ -18,7 +18,7 @@ from dakera_server.config import Settings
 from dakera_server.engine.core import Engine
 from dakera_server.engine.graph import knowledge_graph as graph_module
 from dakera_server.engine.graph import load as graph_load
-from dakera_server.engine.graph.knowledge_graph import SYSTEM, AgentGraph
+from dakera_server.engine.graph.model import SYSTEM, AgentGraph
 from dakera_server.engine.memory.engine import NewMemory
 from dakera_server.engine.memory.models import Memory
 from dakera_server.engine.text.embedding import EmbeddingProvider

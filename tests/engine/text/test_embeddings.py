@@ -27,9 +27,10 @@ import numpy.typing as npt
 import pytest
 
 from dakera_server.engine.text import minilm as minilm_module
-from dakera_server.engine.text.embedding import EmbeddingBatch, EmbeddingProvider, create_provider
+from dakera_server.engine.text.embedding import EmbeddingBatch, EmbeddingProvider
 from dakera_server.engine.text.minilm import MAX_TOKENS, MiniLMProvider
 from dakera_server.engine.text.openai_compat import OpenAIEmbeddingProvider
+from dakera_server.engine.text.providers import create_provider
 from dakera_server.errors import ConfigError, InvalidInput, Unavailable
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "minilm_reference.json"

@@ -20,7 +20,8 @@ import numpy as np
 import numpy.typing as npt
 
 from dakera_server.engine.access import Caller
-from dakera_server.engine.graph.knowledge_graph import Edge, KnowledgeGraph
+from dakera_server.engine.graph.knowledge_graph import KnowledgeGraph
+from dakera_server.engine.graph.model import Edge
 from dakera_server.engine.memory.agents import AgentMemories
 from dakera_server.engine.memory.engine import MemoryEngine
 from dakera_server.engine.memory.models import Memory

@@ -23,7 +23,7 @@ than one per edge: start-up reads a quarter of the rows for three edges per memo
 cost per row, not per edge, dominated (measured in ``bench/graph.py``). A change rewrites the
 rows of the memories whose outgoing edges or entities changed, computed and written under the
 agent's graph lock so that an older state never overwrites a newer one. Derived data is written
-right after the memory's own commit; at start-up (``graph_load.py``), edges towards missing
+right after the memory's own commit; at start-up (``load.py``), edges towards missing
 memories are dropped and memories without a row get their entities again, so a crash between
 the two writes loses at most the derived edges of the memories in flight.
 """
@@ -33,39 +33,32 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 
-from dakera_server.engine.access import Caller, Scope, agent_namespace
+from dakera_server.engine.access import Caller, agent_namespace
 from dakera_server.engine.entities.extractor import Entity
 from dakera_server.engine.entities.service import EntityService
+from dakera_server.engine.graph.load import EntityBackfill, load_graph
+from dakera_server.engine.graph.model import (
+    EDGE_TYPES,
+    SYSTEM,
+    AgentGraph,
+    Edge,
+    row_payload,
+)
 from dakera_server.engine.memory.agents import AgentMemories
 from dakera_server.engine.memory.engine import MemoryEngine
 from dakera_server.engine.memory.models import Memory
 from dakera_server.errors import InvalidInput, MemoryNotFound, StorageError, Unavailable
 from dakera_server.storage.base import Op
 
-if TYPE_CHECKING:
-    from dakera_server.engine.graph.load import EntityBackfill
-
-__all__ = [
-    "EDGE_TYPES",
-    "SYSTEM",
-    "AgentGraph",
-    "Edge",
-    "KnowledgeGraph",
-    "parse_edge_types",
-]
+__all__ = ["KnowledgeGraph"]
 
 logger = logging.getLogger("dakera_server.graph")
 
-EDGE_TYPES = ("related_to", "shares_entity", "precedes", "linked_by", "supersedes")
-EDGE_TYPE_ALIASES = {"similar_to": "related_to", "similar": "related_to"}
-AUTOMATIC = frozenset({"related_to", "shares_entity"})
 SIMILAR_PER_MEMORY = 5
 # Memories found without a graph row at start-up get their automatic edges derived then, up to
 # this many (~0.4 ms each: a crash window is a few batches). More than that is an import through
@@ -74,152 +67,6 @@ REDERIVE_AT_LOAD = 5_000
 ENTITY_LINKS = 3
 MAX_LABEL_CHARS = 256
 WRITE_BATCH = 2000
-# The graph maintains itself for every agent; this caller is never exposed to requests.
-SYSTEM = Caller(key_id="system", name="system", scope=Scope.SUPER_ADMIN, namespaces=None)
-
-
-def parse_edge_types(value: Any) -> frozenset[str] | None:
-    """Edge type filter from a list or comma-separated string; None = every type."""
-    if value is None or value == "" or value == []:
-        return None
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
-        raise InvalidInput("'edge_type' must be a comma-separated list of edge types")
-    types = set()
-    for item in items:
-        name = item.strip().lower()
-        name = EDGE_TYPE_ALIASES.get(name, name)
-        if name not in EDGE_TYPES:
-            raise InvalidInput(
-                f"unknown edge type '{item.strip()}'; known: {', '.join(EDGE_TYPES)}"
-            )
-        types.add(name)
-    return frozenset(types)
-
-
-@dataclass(slots=True)
-class Edge:
-    """A directed, typed edge between two memories of one agent."""
-
-    from_id: str
-    to_id: str
-    edge_type: str
-    weight: float
-    created_at: int
-    label: str | None = None
-
-    @property
-    def key(self) -> str:
-        """``from|type|to``: the edge's identity (one edge per type per ordered pair)."""
-        return f"{self.from_id}|{self.edge_type}|{self.to_id}"
-
-    def other(self, node: str) -> str:
-        """The endpoint that is not ``node``."""
-        return self.to_id if node == self.from_id else self.from_id
-
-    def to_wire(self) -> dict[str, Any]:
-        """The edge object of §3.12 (``label`` only when set)."""
-        wire: dict[str, Any] = {
-            "from_id": self.from_id,
-            "to_id": self.to_id,
-            "edge_type": self.edge_type,
-            "weight": self.weight,
-            "created_at": self.created_at,
-        }
-        if self.label is not None:
-            wire["label"] = self.label
-        return wire
-
-    def to_payload(self) -> bytes:
-        """Persisted bytes (same fields as the wire form)."""
-        return orjson.dumps(self.to_wire())
-
-    @classmethod
-    def from_payload(cls, payload: bytes) -> Edge:
-        """Rebuild from ``to_payload``."""
-        data = orjson.loads(payload)
-        return cls(
-            data["from_id"],
-            data["to_id"],
-            data["edge_type"],
-            float(data["weight"]),
-            int(data["created_at"]),
-            data.get("label"),
-        )
-
-
-class AgentGraph:
-    """One agent's edges (by key and by node), entities per memory, and entity mentions."""
-
-    def __init__(self, agent_id: str) -> None:
-        self.agent_id = agent_id
-        self.edges: dict[str, Edge] = {}
-        self.adjacency: dict[str, dict[str, Edge]] = {}
-        self.entities: dict[str, tuple[Entity, ...]] = {}
-        self.mentions: dict[str, dict[str, None]] = {}
-        self.lock = threading.RLock()
-
-    def add(self, edge: Edge) -> None:
-        """Insert or replace ``edge``."""
-        key = edge.key
-        self.edges[key] = edge
-        self.adjacency.setdefault(edge.from_id, {})[key] = edge
-        self.adjacency.setdefault(edge.to_id, {})[key] = edge
-
-    def remove(self, key: str) -> Edge | None:
-        """Drop one edge; returns it if it existed."""
-        edge = self.edges.pop(key, None)
-        if edge is not None:
-            for node in (edge.from_id, edge.to_id):
-                around = self.adjacency.get(node)
-                if around is not None:
-                    around.pop(key, None)
-                    if not around:
-                        del self.adjacency[node]
-        return edge
-
-    def drop(self, memory_id: str, *, automatic_only: bool = False) -> list[Edge]:
-        """Remove the memory's edges (only derived ones with ``automatic_only``) and its
-        entity mentions; returns the removed edges."""
-        around = list(self.adjacency.get(memory_id, {}).values())
-        removed = [e for e in around if not automatic_only or e.edge_type in AUTOMATIC]
-        for edge in removed:
-            self.remove(edge.key)
-        for entity in self.entities.pop(memory_id, ()):
-            key = entity.key
-            if key is not None and key in self.mentions:
-                self.mentions[key].pop(memory_id, None)
-                if not self.mentions[key]:
-                    del self.mentions[key]
-        return removed
-
-    def set_entities(self, memory_id: str, entities: Sequence[Entity]) -> None:
-        """Record a memory's entities and index its mentions (appended: newest last)."""
-        self.entities[memory_id] = tuple(entities)
-        for entity in entities:
-            if entity.key is not None:
-                self.mentions.setdefault(entity.key, {})[memory_id] = None
-
-    def latest_mentions(self, key: str, count: int, exclude: str) -> list[str]:
-        """Up to ``count`` memories that mention ``key`` most recently, other than ``exclude``."""
-        found: list[str] = []
-        for memory_id in reversed(self.mentions.get(key, {})):
-            if memory_id != exclude:
-                found.append(memory_id)
-                if len(found) == count:
-                    break
-        return found
-
-
-def _row_payload(graph: AgentGraph, memory_id: str) -> bytes:
-    """A memory's persisted row: its entities and the edges that start at it."""
-    edges = [
-        [e.to_id, e.edge_type, e.weight, e.created_at, e.label]
-        for e in graph.adjacency.get(memory_id, {}).values()
-        if e.from_id == memory_id
-    ]
-    entities = [e.to_payload() for e in graph.entities.get(memory_id, ())]
-    return orjson.dumps({"entities": entities, "edges": edges})
 
 
 class KnowledgeGraph:
@@ -247,7 +94,7 @@ class KnowledgeGraph:
                 graph = self._graphs[agent_id] = AgentGraph(agent_id)
             return graph
 
-    def _persist(
+    def persist(
         self, graph: AgentGraph, dirty: Iterable[str], live: Collection[str], *, strict: bool
     ) -> None:
         """Rewrite (or delete, for memories no longer ``live``) the rows of ``dirty`` memories.
@@ -261,7 +108,7 @@ class KnowledgeGraph:
         if self._backfill is not None:
             self._backfill.fill_in(graph, (m for m in dirty if m in live))
         ops = [
-            Op.put("edges", m, _row_payload(graph, m), group=group)
+            Op.put("edges", m, row_payload(graph, m), group=group)
             if m in live
             else Op.delete("edges", m, group=group)
             for m in dirty
@@ -283,10 +130,8 @@ class KnowledgeGraph:
     def load(self) -> tuple[int, int]:
         """Read every agent's rows, drop edges towards missing memories, and extract the
         entities of memories without a row: inline when few, else in the background once
-        loaded (``graph_load.py``). Returns (edges, memories whose entities were extracted
+        loaded (``load.py``). Returns (edges, memories whose entities were extracted
         now, inline)."""
-        from dakera_server.engine.graph.load import load_graph  # it builds on this module
-
         edges, extracted, backfill = load_graph(self)
         if backfill is not None:
             logger.info("extracting the entities of %d memories in the background", backfill.total)
@@ -352,7 +197,7 @@ class KnowledgeGraph:
             for position, i in enumerate(indexes):
                 dirty += self._derive(agent, graph, memories[i], vectors[i], order, position)
             with graph.lock:
-                self._persist(graph, dirty, agent.memories, strict=False)
+                self.persist(graph, dirty, agent.memories, strict=False)
 
     def _derive(
         self,
@@ -408,7 +253,7 @@ class KnowledgeGraph:
             dirty = []
             for memory in removed:
                 dirty += [memory.id, *(e.from_id for e in graph.drop(memory.id))]
-            self._persist(graph, dirty, live, strict=False)
+            self.persist(graph, dirty, live, strict=False)
 
     # ------------------------------------------------------------------ writes
     def add_edges(self, agent_id: str, edges: Iterable[Edge]) -> None:
@@ -426,7 +271,7 @@ class KnowledgeGraph:
                 if edge.from_id in agent.memories and edge.to_id in agent.memories:
                     graph.add(edge)
                     dirty.append(edge.from_id)
-            self._persist(graph, dirty, agent.memories, strict=True)
+            self.persist(graph, dirty, agent.memories, strict=True)
 
     def link(
         self, caller: Caller, source_id: str, target_id: Any, agent_id: Any, label: Any

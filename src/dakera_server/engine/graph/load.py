@@ -27,22 +27,21 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import orjson
 
 from dakera_server.engine.access import agent_namespace
 from dakera_server.engine.entities.extractor import Entity
-from dakera_server.engine.graph.knowledge_graph import SYSTEM, AgentGraph, Edge
+from dakera_server.engine.entities.service import EntityService
+from dakera_server.engine.graph.model import SYSTEM, AgentGraph, Edge
+from dakera_server.engine.memory.engine import MemoryEngine
 from dakera_server.engine.memory.models import Memory
 from dakera_server.storage.base import Op
 
-if TYPE_CHECKING:
-    from dakera_server.engine.graph.knowledge_graph import KnowledgeGraph
-
-__all__ = ["INLINE_EXTRACTIONS", "EntityBackfill", "load_graph"]
+__all__ = ["INLINE_EXTRACTIONS", "EntityBackfill", "GraphHost", "load_graph"]
 
 logger = logging.getLogger("dakera_server.graph")
 
@@ -50,6 +49,29 @@ logger = logging.getLogger("dakera_server.graph")
 # ~55 us each): small and medium stores never see a backfill, nor a store waiting for one.
 INLINE_EXTRACTIONS = 20_000
 PERSIST_CHUNK = 500  # rows written per hold of the agent's graph lock by the backfill
+
+
+class GraphHost(Protocol):
+    """What loading needs of the knowledge graph (``KnowledgeGraph`` is the one host): its
+    memories, its extractor, its per-agent graphs and its row writer. A protocol rather than an
+    import, so the graph builds on this module and this module does not import the graph."""
+
+    memories: MemoryEngine
+    entities: EntityService
+
+    def graph(self, agent_id: str, *, create: bool = False) -> AgentGraph | None:
+        """The agent's graph (created empty when ``create``)."""
+        ...
+
+    def graphs(self) -> list[AgentGraph]:
+        """Every agent's graph."""
+        ...
+
+    def persist(
+        self, graph: AgentGraph, dirty: Iterable[str], live: Collection[str], *, strict: bool
+    ) -> None:
+        """Rewrite the rows of ``dirty`` memories (the caller holds ``graph.lock``)."""
+        ...
 
 
 @contextmanager
@@ -70,7 +92,7 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def load_graph(kg: KnowledgeGraph) -> tuple[int, list[Memory], EntityBackfill | None]:
+def load_graph(kg: GraphHost) -> tuple[int, list[Memory], EntityBackfill | None]:
     """Read every agent's rows, drop edges towards missing memories, and extract the entities
     of memories without a row (inline, or through the returned, not yet started backfill).
 
@@ -119,7 +141,7 @@ def load_graph(kg: KnowledgeGraph) -> tuple[int, list[Memory], EntityBackfill | 
                         dirty.setdefault(agent_id, set()).add(memory.id)
                         extracted.append(memory)
                 _index_mentions(graph, agent.memories.values())
-                kg._persist(graph, dirty.get(agent_id, ()), agent.memories, strict=False)
+                kg.persist(graph, dirty.get(agent_id, ()), agent.memories, strict=False)
         if stale:
             memories.storage.write(stale)
         edges = sum(len(g.edges) for g in kg.graphs())
@@ -127,7 +149,7 @@ def load_graph(kg: KnowledgeGraph) -> tuple[int, list[Memory], EntityBackfill | 
     return edges, extracted, backfill
 
 
-def _extract(kg: KnowledgeGraph, memory: Memory) -> tuple[Entity, ...]:
+def _extract(kg: GraphHost, memory: Memory) -> tuple[Entity, ...]:
     # Never the sidecar at start-up: a dead sidecar must not stall it (rules stand in).
     namespace = agent_namespace(memory.agent_id)
     return tuple(kg.entities.for_memory(memory, namespace, remote=False))
@@ -148,7 +170,7 @@ def _index_mentions(graph: AgentGraph, live: Iterable[Memory]) -> None:
 class EntityBackfill:
     """Extracts, on one daemon thread, the entities of memories that had no row at start-up."""
 
-    def __init__(self, kg: KnowledgeGraph, missing: dict[str, list[Memory]]) -> None:
+    def __init__(self, kg: GraphHost, missing: dict[str, list[Memory]]) -> None:
         self._kg = kg
         self._missing = missing
         self._pending = {agent_id: {m.id for m in ms} for agent_id, ms in missing.items()}
@@ -285,5 +307,5 @@ class EntityBackfill:
                 if self._stop.is_set():
                     return
                 chunk = ids[start : start + PERSIST_CHUNK]
-                self._kg._persist(graph, chunk, agent.memories, strict=False)
+                self._kg.persist(graph, chunk, agent.memories, strict=False)
             time.sleep(0)

@@ -16,12 +16,8 @@ from xml.sax.saxutils import escape as _escape
 from xml.sax.saxutils import quoteattr as _quoteattr
 
 from dakera_server.engine.access import Caller, agent_namespace
-from dakera_server.engine.graph.knowledge_graph import (
-    AgentGraph,
-    Edge,
-    KnowledgeGraph,
-    parse_edge_types,
-)
+from dakera_server.engine.graph.knowledge_graph import KnowledgeGraph
+from dakera_server.engine.graph.model import AgentGraph, Edge, parse_edge_types
 from dakera_server.engine.memory.models import Memory
 from dakera_server.errors import InvalidInput, NotFound
 

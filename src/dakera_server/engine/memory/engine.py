@@ -21,8 +21,8 @@ import numpy.typing as npt
 from dakera_server.engine.access import Caller
 from dakera_server.engine.ann.snapshots import SnapshotStore
 from dakera_server.engine.events.bus import EventBus
-from dakera_server.engine.lifecycle.decay import DEFAULT_DECAY_POLICY, DecayPolicy
 from dakera_server.engine.memory.agents import AgentMemories
+from dakera_server.engine.memory.decay import DEFAULT_DECAY_POLICY, DecayPolicy
 from dakera_server.engine.memory.models import EVENT_TIME_KEY, Memory
 from dakera_server.engine.memory.snapshots import restore_agent_index, save_agent_index
 from dakera_server.engine.rules import (

@@ -21,12 +21,8 @@ import numpy as np
 import numpy.typing as npt
 
 from dakera_server.engine.access import Caller
-from dakera_server.engine.lifecycle.decay import (
-    DEFAULT_DECAY_POLICY,
-    DecayPolicy,
-    decayed_importance,
-)
 from dakera_server.engine.memory.agents import AgentMemories
+from dakera_server.engine.memory.decay import DEFAULT_DECAY_POLICY, DecayPolicy, decayed_importance
 from dakera_server.engine.memory.engine import MemoryEngine
 from dakera_server.engine.memory.fusion import DEFAULT_TUNING, RecallTuning, relevance
 from dakera_server.engine.memory.models import Memory
@@ -190,7 +186,7 @@ def _recency(memory: Memory, now: float) -> float:
 def rank_factor(memory: Memory, now: float, policy: DecayPolicy = DEFAULT_DECAY_POLICY) -> float:
     """How importance and recency scale relevance: bounded so relevance dominates.
 
-    Importance is the *decayed* importance (``lifecycle.decay``): an old, unused memory ranks
+    Importance is the *decayed* importance (``decay.py``): an old, unused memory ranks
     below an equally relevant fresh one.
     """
     importance = decayed_importance(memory, now, policy)

@@ -1,4 +1,4 @@
-"""The embedding provider interface, its result type, and the factory that picks one.
+"""The embedding provider interface and its result type.
 
 Two implementations stand behind :class:`EmbeddingProvider` (STYLE habit 9):
 
@@ -8,7 +8,8 @@ Two implementations stand behind :class:`EmbeddingProvider` (STYLE habit 9):
   OpenAI-compatible ``POST /v1/embeddings`` endpoint (Ollama, vLLM, TEI) for bigger models.
 
 Everything here is plain typed Python: no HTTP framework, no environment reads. ``config.py``
-decides the arguments; :func:`create_provider` only validates their combination.
+decides the arguments; ``providers.create_provider`` picks and builds the implementation, so
+the implementations import this module and this module imports none of them.
 """
 
 from __future__ import annotations
@@ -20,11 +21,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from dakera_server.errors import ConfigError
-
-__all__ = ["PROVIDER_KINDS", "EmbeddingBatch", "EmbeddingProvider", "create_provider"]
-
-PROVIDER_KINDS = ("builtin", "openai")
+__all__ = ["EmbeddingBatch", "EmbeddingProvider"]
 
 
 @dataclass(frozen=True)
@@ -79,57 +76,3 @@ class EmbeddingProvider(Protocol):
     def embed_one(self, text: str) -> npt.NDArray[np.float32]:
         """Embed a single text and return its 1-D unit vector (shape ``(dimension,)``)."""
         ...
-
-
-def create_provider(
-    kind: str = "builtin",
-    *,
-    base_url: str | None = None,
-    model: str | None = None,
-    api_key: str | None = None,
-    dimension: int | None = None,
-) -> EmbeddingProvider:
-    """Build the provider ``kind`` names, refusing contradictory options with a ``ConfigError``.
-
-    ``builtin`` takes no URL or key; ``model``/``dimension`` may only restate what it is
-    (all-MiniLM-L6-v2, 384). ``openai`` needs ``base_url`` and ``model``; without ``dimension``
-    it asks the endpoint once, now, so a wrong URL stops start-up instead of the first write.
-    """
-    if kind == "builtin":
-        # Imported here so that a server using a remote provider never loads the 90 MB weights.
-        from dakera_server.engine.text.minilm import MODEL_NAME, MiniLMProvider
-
-        if base_url is not None or api_key is not None:
-            raise ConfigError(
-                "the builtin embedding provider takes no base URL or API key; "
-                "choose the 'openai' provider to use a remote embedding server"
-            )
-        if model is not None and model != MODEL_NAME:
-            raise ConfigError(
-                f"the builtin embedding provider runs {MODEL_NAME}, not {model!r}; "
-                "leave the model unset, or choose the 'openai' provider to serve other models"
-            )
-        provider = MiniLMProvider.shared()
-        if dimension is not None and dimension != provider.dimension:
-            raise ConfigError(
-                f"the builtin embedding model {MODEL_NAME} has dimension {provider.dimension}, "
-                f"not {dimension}; leave the dimension unset"
-            )
-        return provider
-    if kind == "openai":
-        from dakera_server.engine.text.openai_compat import OpenAIEmbeddingProvider
-
-        if not base_url:
-            raise ConfigError(
-                "the 'openai' embedding provider needs a base URL, e.g. http://localhost:11434"
-            )
-        if not model:
-            raise ConfigError(
-                "the 'openai' embedding provider needs a model name, e.g. bge-large-en-v1.5"
-            )
-        return OpenAIEmbeddingProvider(
-            base_url=base_url, model=model, api_key=api_key, dimension=dimension
-        )
-    raise ConfigError(
-        f"unknown embedding provider {kind!r}; choose one of: {', '.join(PROVIDER_KINDS)}"
-    )
