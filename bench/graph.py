@@ -40,9 +40,10 @@ from dakera_server.engine.core import Engine  # noqa: E402
 from dakera_server.engine.entities.extractor import RuleExtractor  # noqa: E402
 from dakera_server.engine.graph.model import SYSTEM, Edge  # noqa: E402
 from dakera_server.engine.graph.queries import traverse  # noqa: E402
-from dakera_server.engine.memory.engine import NewMemory, new_memory_id  # noqa: E402
 from dakera_server.engine.memory.models import Memory  # noqa: E402
-from dakera_server.engine.text.embedding import EmbeddingProvider, create_provider  # noqa: E402
+from dakera_server.engine.memory.writes import NewMemory, new_memory_id  # noqa: E402
+from dakera_server.engine.text.embedding import EmbeddingProvider  # noqa: E402
+from dakera_server.engine.text.providers import create_provider  # noqa: E402
 from dakera_server.storage.base import Op  # noqa: E402
 from dakera_server.storage.sqlite import SqliteStore  # noqa: E402
 

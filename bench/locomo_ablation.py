@@ -34,7 +34,7 @@ from dakera_server.engine.access import Caller, Scope  # noqa: E402
 from dakera_server.engine.memory.engine import MemoryEngine, NewMemory  # noqa: E402
 from dakera_server.engine.memory.fusion import DEFAULT_TUNING, RecallTuning  # noqa: E402
 from dakera_server.engine.memory.recall import recall  # noqa: E402
-from dakera_server.engine.text.embedding import create_provider  # noqa: E402
+from dakera_server.engine.text.providers import create_provider  # noqa: E402
 from dakera_server.storage.sqlite import SqliteStore  # noqa: E402
 
 CALLER = Caller("bench", "bench", Scope.SUPER_ADMIN)

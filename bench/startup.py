@@ -160,7 +160,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None, help="work in this dir, keep it")
     args = parser.parse_args()
     env = dict(item.split("=", 1) for item in args.env)
-    from dakera_server.engine.text.embedding import create_provider
+    from dakera_server.engine.text.providers import create_provider
 
     base = create_provider("builtin").embed(memory_texts(BASE_EMBEDDED, seed=5)).vectors
     with tempfile.TemporaryDirectory() as tmp:

@@ -154,7 +154,7 @@ class Engine:
             if collecting:
                 gc.enable()
         self.ready = True
-        self.graph.start_backfill()  # entities of memories stored without them (graph_load.py)
+        self.graph.start_backfill()  # entities of memories stored without them (graph/load.py)
         self.lifecycle.start()  # background upkeep; resumes jobs a crash cut short
         total = time.perf_counter() - started
         logger.info(

@@ -19,8 +19,8 @@ from dakera_server.engine.core import Engine
 from dakera_server.engine.graph import knowledge_graph as graph_module
 from dakera_server.engine.graph import load as graph_load
 from dakera_server.engine.graph.model import SYSTEM, AgentGraph
-from dakera_server.engine.memory.engine import NewMemory
 from dakera_server.engine.memory.models import Memory
+from dakera_server.engine.memory.writes import NewMemory
 from dakera_server.engine.text.embedding import EmbeddingProvider
 from dakera_server.storage.base import Op
 from dakera_server.storage.sqlite import SqliteStore

@@ -13,7 +13,7 @@ import orjson
 from dakera_server.config import Settings
 from dakera_server.engine.core import Engine
 from dakera_server.engine.graph.model import SYSTEM, Edge
-from dakera_server.engine.memory.engine import NewMemory
+from dakera_server.engine.memory.writes import NewMemory
 from dakera_server.engine.text.embedding import EmbeddingProvider
 from dakera_server.storage.base import Op
 from dakera_server.storage.sqlite import SqliteStore

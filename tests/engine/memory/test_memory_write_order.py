@@ -13,7 +13,8 @@ import threading
 from pathlib import Path
 
 from dakera_server.engine.access import Caller, Scope
-from dakera_server.engine.memory.engine import MemoryEngine, NewMemory
+from dakera_server.engine.memory.engine import MemoryEngine
+from dakera_server.engine.memory.writes import NewMemory
 from dakera_server.engine.text.embedding import EmbeddingProvider
 from dakera_server.errors import MemoryNotFound
 from dakera_server.storage.sqlite import SqliteStore

@@ -13,12 +13,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dakera_server.engine.access import Caller, Scope
-from dakera_server.engine.memory.engine import MemoryEngine, NewMemory
+from dakera_server.engine.memory.engine import MemoryEngine
 from dakera_server.engine.memory.fusion import DEFAULT_TUNING, RecallTuning, relevance
 from dakera_server.engine.memory.models import EVENT_TIME_KEY, Memory
 from dakera_server.engine.memory.query import analyze_query, has_time_expression, speaker_of
 from dakera_server.engine.memory.recall import RecallFilters, recall
 from dakera_server.engine.memory.timeline import NEIGHBOUR_WINDOW_SECONDS, Timeline
+from dakera_server.engine.memory.writes import NewMemory
 from dakera_server.engine.text.embedding import EmbeddingProvider
 from dakera_server.storage.sqlite import SqliteStore
 

@@ -1,4 +1,4 @@
-"""Word lists of the built-in entity extractor (``entities.py``): names, places, organisations.
+"""Word lists of the built-in entity extractor (``extractor.py``): names, places, organisations.
 
 Hand-curated, lower-case, shipped with the code: the extractor needs no model download. Lists
 favour precision: a word that is far more often an ordinary English word than a name (``Will``,

@@ -1,4 +1,4 @@
-"""Names in running text: the capitalised-run pass of the built-in extractor (``entities.py``).
+"""Names in running text: the capitalised-run pass of the built-in extractor (``extractor.py``).
 
 Runs of capitalised words ("San Francisco", "Bank of America", "Hey Mel") are cut by longest
 match against ``entity_lexicon``'s lists, then by prefix/suffix shapes ("Stanford University",

@@ -15,7 +15,7 @@ from typing import Any
 from dakera_server.engine.access import Caller
 from dakera_server.engine.graph.knowledge_graph import KnowledgeGraph
 from dakera_server.engine.graph.model import Edge
-from dakera_server.engine.memory.engine import NewMemory
+from dakera_server.engine.memory.writes import NewMemory
 from dakera_server.engine.rules import MEMORY_TYPES
 from dakera_server.errors import InvalidInput
 

@@ -26,8 +26,9 @@ from dakera_server.engine.lifecycle.dedup import session_buckets, survivor_order
 from dakera_server.engine.lifecycle.jobs import JobContext
 from dakera_server.engine.lifecycle.similarity import dbscan, similar_pairs, unit_matrix
 from dakera_server.engine.lifecycle.trash import Trash
-from dakera_server.engine.memory.engine import MemoryEngine, new_memory_id
+from dakera_server.engine.memory.engine import MemoryEngine
 from dakera_server.engine.memory.models import Memory
+from dakera_server.engine.memory.writes import new_memory_id
 from dakera_server.engine.rules import MAX_TAGS
 
 __all__ = ["Compressor"]

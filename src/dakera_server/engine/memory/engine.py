@@ -7,12 +7,10 @@ durable and immediately recallable.
 
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,80 +21,25 @@ from dakera_server.engine.ann.snapshots import SnapshotStore
 from dakera_server.engine.events.bus import EventBus
 from dakera_server.engine.memory.agents import AgentMemories
 from dakera_server.engine.memory.decay import DEFAULT_DECAY_POLICY, DecayPolicy
-from dakera_server.engine.memory.models import EVENT_TIME_KEY, Memory
+from dakera_server.engine.memory.models import Memory
 from dakera_server.engine.memory.snapshots import restore_agent_index, save_agent_index
+from dakera_server.engine.memory.writes import (
+    NewMemory,
+    StoreOutcome,
+    Truncation,
+    apply_changes,
+    validate_new,
+)
 from dakera_server.engine.rules import (
-    MEMORY_TYPES,
-    check_agent_id,
     check_importance,
-    check_memory_id,
-    check_metadata,
-    check_session_id,
-    check_tags,
-    check_ttl,
-    parse_event_time,
 )
 from dakera_server.engine.text.embedding import EmbeddingProvider
 from dakera_server.errors import InvalidInput, MemoryNotFound, NamespaceAccessDenied
 from dakera_server.storage.base import Op, Store
 
-__all__ = ["MemoryEngine", "NewMemory", "Truncation"]
+__all__ = ["Clock", "MemoryEngine"]
 
 Clock = Callable[[], float]
-
-
-@dataclass
-class NewMemory:
-    """A memory as a client asked for it, before validation."""
-
-    agent_id: str
-    content: Any
-    memory_type: Any = "episodic"
-    importance: Any = 0.5
-    tags: Any = None
-    metadata: Any = None
-    session_id: Any = None
-    ttl_seconds: Any = None
-    expires_at: Any = None
-    event_time: Any = None
-    id: Any = None
-    attachment_ref: Any = None
-
-
-@dataclass(frozen=True)
-class Truncation:
-    """Set when the content was longer than the embedding model reads."""
-
-    memory_id: str
-    content_tokens: int
-    embedded_tokens: int
-    max_tokens: int
-
-    def to_wire(self) -> dict[str, Any]:
-        """The truncation fields of the store answer (§3.7)."""
-        return {
-            "truncated": True,
-            "content_tokens": self.content_tokens,
-            "embedded_tokens": self.embedded_tokens,
-            "max_tokens": self.max_tokens,
-            "tokens_estimated": False,
-            "windows": 0,
-        }
-
-
-@dataclass
-class StoreOutcome:
-    """What a store or batch store did."""
-
-    memories: list[Memory]
-    truncations: list[Truncation]
-    embedding_ms: float
-    extra_ops: list[Op] = field(default_factory=list)
-
-
-def new_memory_id() -> str:
-    """A fresh server-side memory id (``mem_`` + 24 hex; never the reserved ``mem_s`` form)."""
-    return "mem_" + secrets.token_hex(12).replace("s", "a")
 
 
 class MemoryEngine:
@@ -260,53 +203,6 @@ class MemoryEngine:
         return found[0]
 
     # ------------------------------------------------------------------ writes
-    def _validate(self, item: NewMemory, now: int, *, where: str = "") -> Memory:
-        agent_id = check_agent_id(item.agent_id)
-        content = item.content
-        if not isinstance(content, str) or not content.strip():
-            raise InvalidInput(f"'{where}content' must be a non-empty string")
-        if len(content.encode("utf-8")) > self.max_content_bytes:
-            raise InvalidInput(
-                f"'{where}content' is longer than {self.max_content_bytes} UTF-8 bytes"
-            )
-        memory_type = item.memory_type if item.memory_type is not None else "episodic"
-        if not isinstance(memory_type, str) or memory_type.lower() not in MEMORY_TYPES:
-            raise InvalidInput(f"'{where}memory_type' must be one of {', '.join(MEMORY_TYPES)}")
-        importance = 0.5 if item.importance is None else check_importance(item.importance)
-        metadata = check_metadata(item.metadata, f"{where}metadata")
-        event_time = parse_event_time(item.event_time, f"{where}event_time")
-        if event_time is not None:
-            metadata = {**(metadata or {}), EVENT_TIME_KEY: event_time}
-        ttl = check_ttl(item.ttl_seconds, f"{where}ttl_seconds")
-        expires_at = item.expires_at
-        if expires_at is not None:
-            if isinstance(expires_at, bool) or not isinstance(expires_at, int):
-                raise InvalidInput(f"'{where}expires_at' must be Unix seconds")
-        elif ttl is not None:
-            expires_at = now + ttl
-        elif (ttl := self.default_ttl(agent_id, memory_type.lower())) is not None:
-            expires_at = now + ttl
-        session_id = (
-            None if item.session_id is None else check_session_id(item.session_id, "session_id")
-        )
-        memory_id = new_memory_id() if item.id is None else check_memory_id(item.id, f"{where}id")
-        return Memory(
-            id=memory_id,
-            agent_id=agent_id,
-            content=content,
-            memory_type=memory_type.lower(),
-            importance=importance,
-            tags=check_tags(item.tags, f"{where}tags"),
-            metadata=metadata,
-            session_id=session_id,
-            created_at=now,
-            updated_at=now,
-            last_accessed_at=now,
-            ttl_seconds=ttl,
-            expires_at=expires_at,
-            attachment_ref=item.attachment_ref if isinstance(item.attachment_ref, str) else None,
-        )
-
     def store(
         self, caller: Caller, items: Sequence[NewMemory], extra_ops: Iterable[Op] = ()
     ) -> StoreOutcome:
@@ -317,7 +213,13 @@ class MemoryEngine:
         now = int(self.clock())
         batch = len(items) > 1
         memories = [
-            self._validate(item, now, where=f"memories[{i}]." if batch else "")
+            validate_new(
+                item,
+                now,
+                max_content_bytes=self.max_content_bytes,
+                default_ttl=self.default_ttl,
+                where=f"memories[{i}]." if batch else "",
+            )
             for i, item in enumerate(items)
         ]
         seen: set[tuple[str, str]] = set()
@@ -399,7 +301,7 @@ class MemoryEngine:
         """
         current = self.get(caller, memory_id, agent_id)
         now = int(self.clock())
-        self._changed(current, changes, now)  # refuse bad input before any work
+        self._apply_changes(current, changes, now)  # refuse bad input before any work
         content = changes.get("content")
         embedded = None
         if isinstance(content, str) and content != current.content:
@@ -409,7 +311,7 @@ class MemoryEngine:
             latest = agent.memories.get(memory_id)
             if latest is None or latest.is_expired(self.clock()):
                 raise MemoryNotFound(f"memory '{memory_id}' not found", resource="memory")
-            updated = self._changed(latest, changes, now)
+            updated = self._apply_changes(latest, changes, now)
             if updated.content == latest.content:
                 embedded = None
             elif embedded is None:  # content changed meanwhile back to what we were given
@@ -431,31 +333,8 @@ class MemoryEngine:
                 hook([updated], new_vector.reshape(1, -1))
         return updated, truncation
 
-    def _changed(self, current: Memory, changes: dict[str, Any], now: int) -> Memory:
-        """A copy of ``current`` with ``changes`` applied (``InvalidInput`` for a bad one)."""
-        updated = Memory(**{**current.__dict__})
-        if "content" in changes and changes["content"] is not None:
-            content = changes["content"]
-            if not isinstance(content, str) or not content.strip():
-                raise InvalidInput("'content' must be a non-empty string")
-            if len(content.encode("utf-8")) > self.max_content_bytes:
-                raise InvalidInput(f"'content' is longer than {self.max_content_bytes} UTF-8 bytes")
-            updated.content = content
-        if changes.get("memory_type") is not None:
-            kind = changes["memory_type"]
-            if not isinstance(kind, str) or kind.lower() not in MEMORY_TYPES:
-                raise InvalidInput(f"'memory_type' must be one of {', '.join(MEMORY_TYPES)}")
-            updated.memory_type = kind.lower()
-        if changes.get("importance") is not None:
-            updated.importance = check_importance(changes["importance"])
-        if changes.get("tags") is not None:
-            updated.tags = check_tags(changes["tags"])
-        if changes.get("metadata") is not None:
-            metadata = check_metadata(changes["metadata"]) or {}
-            keep = {k: v for k, v in (current.metadata or {}).items() if k.startswith("_dakera_")}
-            updated.metadata = {**metadata, **keep}
-        updated.updated_at = now
-        return updated
+    def _apply_changes(self, current: Memory, changes: dict[str, Any], now: int) -> Memory:
+        return apply_changes(current, changes, now, max_content_bytes=self.max_content_bytes)
 
     def set_importance(
         self, caller: Caller, agent_id: str, memory_ids: Sequence[str], importance: Any

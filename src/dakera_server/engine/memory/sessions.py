@@ -13,8 +13,9 @@ from typing import Any
 
 from dakera_server.engine.access import Caller
 from dakera_server.engine.events.bus import EventBus
-from dakera_server.engine.memory.engine import MemoryEngine, NewMemory
+from dakera_server.engine.memory.engine import MemoryEngine
 from dakera_server.engine.memory.models import Memory, Session
+from dakera_server.engine.memory.writes import NewMemory
 from dakera_server.engine.rules import check_agent_id, check_metadata, check_session_id
 from dakera_server.errors import InvalidInput, NamespaceAccessDenied, SessionNotFound
 from dakera_server.storage.base import Op

@@ -17,7 +17,7 @@ Decisions measured on the project's 2-core machine (see ARCHITECTURE "Known trap
   real tokens cost;
 * 89% of the time is the four dense matmuls, at about one core's FMA peak: the only lever left
   is the second core, so a big batch's chunks run on ``DAKERA_EMBEDDING_THREADS`` threads
-  (``threads.py``, ``embed_parallel.py``), each with single-threaded BLAS.
+  (``threads.py``, ``parallel.py``), each with single-threaded BLAS.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from dakera_server.api.deps import CallerDep, EngineDep
-from dakera_server.api.lifecycle_models import (
+from dakera_server.api.memories.lifecycle_models import (
     FeedbackRequest,
     MemoryFeedbackRequest,
     PatchImportanceRequest,

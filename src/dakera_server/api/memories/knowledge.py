@@ -14,7 +14,7 @@ from fastapi import Query
 from starlette.responses import Response
 
 from dakera_server.api.deps import CallerDep, EngineDep
-from dakera_server.api.knowledge_models import (
+from dakera_server.api.memories.knowledge_models import (
     CrossAgentRequest,
     ExtractEntitiesRequest,
     ExtractorConfigRequest,

@@ -8,8 +8,8 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from dakera_server.api.deps import CallerDep, EngineDep
+from dakera_server.api.memories.sessions import preview
 from dakera_server.api.scopes import Routes, Scope
-from dakera_server.api.sessions import preview
 from dakera_server.engine.access import agent_namespace
 from dakera_server.engine.memory.listing import agent_stats, newest_first, wake_up
 from dakera_server.engine.rules import check_agent_id

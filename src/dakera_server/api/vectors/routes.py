@@ -11,7 +11,7 @@ from starlette.responses import Response
 from dakera_server.api.bodies import json_body
 from dakera_server.api.deps import CallerDep, EngineDep
 from dakera_server.api.scopes import Routes, Scope
-from dakera_server.api.vector_models import (
+from dakera_server.api.vectors.models import (
     BatchQueryRequest,
     BulkDeleteRequest,
     BulkUpdateRequest,

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import Query
 
 from dakera_server.api.deps import CallerDep, EngineDep
-from dakera_server.api.memory_models import (
+from dakera_server.api.memories.models import (
     BatchForgetRequest,
     BatchRecallRequest,
     BatchStoreRequest,
@@ -19,9 +19,9 @@ from dakera_server.api.memory_models import (
     unknown_field_warnings,
 )
 from dakera_server.api.scopes import Routes, Scope
-from dakera_server.engine.memory.engine import NewMemory
 from dakera_server.engine.memory.listing import BatchPredicate, batch_forget, batch_recall
 from dakera_server.engine.memory.recall import RecallFilters, recall
+from dakera_server.engine.memory.writes import NewMemory
 from dakera_server.errors import InvalidInput
 
 routes = Routes()

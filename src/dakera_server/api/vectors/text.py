@@ -7,7 +7,7 @@ from typing import Any
 
 from dakera_server.api.deps import CallerDep, EngineDep
 from dakera_server.api.scopes import Routes, Scope
-from dakera_server.api.vector_models import (
+from dakera_server.api.vectors.models import (
     BatchQueryTextRequest,
     FulltextDeleteRequest,
     FulltextIndexRequest,

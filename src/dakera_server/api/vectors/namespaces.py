@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from dakera_server.api.deps import CallerDep, EngineDep
 from dakera_server.api.scopes import Routes, Scope
-from dakera_server.api.vector_models import (
+from dakera_server.api.vectors.models import (
     AdminCreateNamespaceRequest,
     ConfigureNamespaceRequest,
     CreateNamespaceRequest,

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from dakera_server.api.bodies import json_body
 from dakera_server.api.deps import CallerDep, EngineDep
 from dakera_server.api.scopes import Routes, Scope
-from dakera_server.api.vector_models import (
+from dakera_server.api.vectors.models import (
     AggregateRequest,
     ExplainRequest,
     MultiVectorRequest,

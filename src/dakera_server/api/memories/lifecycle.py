@@ -2,7 +2,7 @@
 
 Shapes: dakera-api.md §3.7 (consolidate, deduplicated list/restore), §3.13, §4.2-4.4, §4.11
 (jobs). Cross-namespace admin routes need an unrestricted admin key (§9: "global admin").
-Feedback and importance routes are in ``api/feedback.py``.
+Feedback and importance routes are in ``api/memories/feedback.py``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import asdict
 from typing import Any
 
 from dakera_server.api.deps import CallerDep, EngineDep
-from dakera_server.api.lifecycle_models import (
+from dakera_server.api.memories.lifecycle_models import (
     AutoPilotConfigRequest,
     ConsolidateRequest,
     ConsolidationConfigRequest,
