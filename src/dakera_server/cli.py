@@ -47,8 +47,9 @@ def _serve(settings: Settings) -> int:
         )
     if settings.auth_enabled and keyring.root_key_is_short:
         logging.getLogger("dakera_server").warning(
-            "DAKERA_ROOT_API_KEY is shorter than 32 characters; use 256 bits of entropy in "
-            "production, e.g. DAKERA_ROOT_API_KEY=$(openssl rand -hex 32)."
+            "DAKERA_ROOT_API_KEY carries less than the 256 bits of entropy the production "
+            "checklist requires for the root key (64 hex or 43 base64 characters); make one "
+            "with: DAKERA_ROOT_API_KEY=$(openssl rand -hex 32)"
         )
     if not settings.auth_enabled:
         logging.getLogger("dakera_server").warning(

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import re
 import secrets
+import string
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,13 +23,16 @@ __all__ = [
     "INERT_GRANTS",
     "KEY_ID_PATTERN",
     "MAX_SECRET_CHARS",
+    "ROOT_KEY_BITS",
     "SecretHash",
     "check_expires_in_days",
     "check_grace_secs",
     "check_grants",
     "check_key_name",
     "check_scope",
+    "generate_root_secret",
     "generate_secret",
+    "key_entropy_bits",
     "new_key_id",
 ]
 
@@ -44,9 +49,41 @@ INERT_GRANTS = frozenset({"_dakera_sessions", "_dakera_embedding_models"})
 CREATE_WARNING = "Save this key — it will not be shown again."
 
 
+ROOT_KEY_BITS = 256
+_HEX = frozenset(string.hexdigits)
+_BASE64 = frozenset(string.ascii_letters + string.digits + "+/-_=")
+
+
 def generate_secret() -> str:
-    """A new key secret: ``dk_`` + 32 hex characters (128 random bits)."""
+    """A new application key secret: ``dk_`` + 32 hex characters (128 random bits).
+
+    The shape the SDK and the key routes have always handed out; 128 bits from the OS CSPRNG
+    cannot be guessed online. The root key is held to the security document's higher bar.
+    """
     return "dk_" + secrets.token_hex(16)
+
+
+def generate_root_secret() -> str:
+    """A new root (super_admin) key: ``dk_`` + 64 hex characters, 256 random bits from the OS
+    CSPRNG: the production checklist's "root API key with 256-bit+ entropy"."""
+    return "dk_" + secrets.token_hex(ROOT_KEY_BITS // 8)
+
+
+def key_entropy_bits(secret: str) -> int:
+    """An upper bound on the entropy of a configured key, judged by its length and alphabet.
+
+    Hex carries 4 bits a character, base64 (standard or URL-safe) 6, anything else at most
+    log2(94) ~ 6.55 (printable ASCII). A ``dk_`` prefix carries none. A key written by hand
+    has far less than this bound; a key from ``openssl rand -hex 32`` has exactly 256.
+    """
+    body = secret.removeprefix("dk_")
+    if not body:
+        return 0
+    if all(c in _HEX for c in body):
+        return 4 * len(body)
+    if all(c in _BASE64 for c in body):
+        return 6 * len(body.rstrip("="))
+    return int(len(body) * math.log2(94))
 
 
 def new_key_id() -> str:
