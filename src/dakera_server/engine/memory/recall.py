@@ -256,7 +256,9 @@ def recall(
             fusion=fusion,
             vector_weight=weight,
             analysis=analysis,
-            neighbours=_neighbours(agent, allow, tuning.neighbour_radius) if tuning.neighbour_weight > 0 else None,
+            neighbours=_neighbours(agent, allow, tuning.neighbour_radius)
+            if tuning.neighbour_weight > 0
+            else None,
             tuning=tuning,
         )
         scored = []
