@@ -35,7 +35,9 @@ class RecallTuning:
     * ``speaker_boost``: chat-log memories (``"Name: ..."``) spoken by a person the query names.
     * ``neighbour_weight`` / ``neighbour_seeds``: the turns just before and after each of the
       best ``neighbour_seeds`` hits in the same conversation get at least ``neighbour_weight``
-      times that hit's score (0 turns this off).
+      times that hit's score (0 turns this off); ``neighbour_radius`` turns each way, each
+      further ring ``neighbour_decay`` times less (the answer to a question is often the reply,
+      or the reply after a short aside).
     """
 
     vector_weight: float = 0.45

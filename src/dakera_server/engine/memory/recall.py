@@ -247,7 +247,7 @@ def recall(
         if use_text:
             text_hits = agent.text.search(query, pool, allow)
         memories = agent.memories
-        analysis = analyze_query(query, lambda: _years(memories, vector_hits, text_hits))
+        spread = tuning.neighbour_weight > 0
         candidates = relevance(
             vector_hits,
             text_hits,
@@ -255,10 +255,8 @@ def recall(
             cosine=_cosine(agent, query_vector) if use_vector else None,
             fusion=fusion,
             vector_weight=weight,
-            analysis=analysis,
-            neighbours=_neighbours(agent, allow, tuning.neighbour_radius)
-            if tuning.neighbour_weight > 0
-            else None,
+            analysis=analyze_query(query, lambda: _years(memories, vector_hits, text_hits)),
+            neighbours=_neighbours(agent, allow, tuning.neighbour_radius) if spread else None,
             tuning=tuning,
         )
         scored = []
