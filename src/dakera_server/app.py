@@ -21,6 +21,7 @@ from starlette.middleware import Middleware
 from dakera_server import API_VERSION, __version__
 from dakera_server.api import health
 from dakera_server.api.admin import audit, encryption, keys, policies
+from dakera_server.api.console.routes import console_routes
 from dakera_server.api.errors import exception_handlers
 from dakera_server.api.memories import agents, feedback, knowledge, lifecycle, sessions
 from dakera_server.api.memories import routes as memory
@@ -40,9 +41,14 @@ from dakera_server.security.auth import AUTH_DISABLED_CALLER, AuthenticationMidd
 from dakera_server.security.bodylimit import BodySizeLimitMiddleware
 from dakera_server.security.cors import CORSMiddleware
 from dakera_server.security.encryption import Rotation, open_codec
-from dakera_server.security.headers import SecurityHeadersMiddleware, security_headers
+from dakera_server.security.headers import (
+    SecurityHeadersMiddleware,
+    console_headers,
+    security_headers,
+)
 from dakera_server.security.keys import KeyRing
 from dakera_server.security.ratelimit import RateLimiter, RateLimitMiddleware
+from dakera_server.security.requestmetrics import RequestMetrics, RequestMetricsMiddleware
 from dakera_server.security.validation import InputValidationMiddleware
 
 __all__ = ["build_engine", "create_app"]
@@ -136,6 +142,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     )
     for module in ROUTERS:
         module.routes.mount(app)
+    if settings.console_enabled:
+        console_routes(auth_enabled=settings.auth_enabled).mount(app)
     hot_routes_first(app.router.routes)
     app.state.engine = engine
     app.state.keyring = keyring
@@ -143,6 +151,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.scope_table = scope_table(app)
     app.state.rate_limiter = limiter
+    app.state.request_metrics = RequestMetrics()
     grpc_server: GrpcServer | None = None
     if settings.grpc_enabled:
         grpc_server = create_grpc_server(
@@ -170,17 +179,23 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
             )
         ]
     )
+    headers = security_headers(
+        preset=settings.security_preset,
+        hsts_enabled=settings.hsts_enabled,
+        hsts_max_age=settings.hsts_max_age,
+        frame_options=settings.frame_options,
+        csp_enabled=settings.csp_enabled,
+        csp_directives=settings.csp_directives,
+    )
     app.user_middleware = [
+        # Outermost, so the request counts and latencies of /metrics include every refusal.
+        Middleware(RequestMetricsMiddleware, metrics=app.state.request_metrics),
         Middleware(
             SecurityHeadersMiddleware,
-            headers=security_headers(
-                preset=settings.security_preset,
-                hsts_enabled=settings.hsts_enabled,
-                hsts_max_age=settings.hsts_max_age,
-                frame_options=settings.frame_options,
-                csp_enabled=settings.csp_enabled,
-                csp_directives=settings.csp_directives,
-            ),
+            headers=headers,
+            path_headers=[("/console", console_headers(headers))]
+            if settings.console_enabled
+            else [],
         ),
         Middleware(
             CORSMiddleware,

@@ -66,11 +66,13 @@ def _declared_order(app: object) -> list[BaseRoute]:
     """The routes in the order ``mount`` added them, before ``hot_routes_first``."""
     from fastapi import FastAPI
 
+    from dakera_server.api.console.routes import console_routes
     from dakera_server.app import ROUTERS
 
     plain = FastAPI()
     for module in ROUTERS:
         module.routes.mount(plain)
+    console_routes(auth_enabled=True).mount(plain)  # create_app mounts the console last
     paths = [
         (getattr(r, "path", None), frozenset(getattr(r, "methods", None) or ()))
         for r in plain.router.routes

@@ -75,7 +75,7 @@ def health_live(engine: EngineDep) -> dict[str, Any]:
 
 
 @routes.get("/metrics", scope=Scope.PUBLIC)
-def metrics(engine: EngineDep) -> Response:
+def metrics(engine: EngineDep, request: Request) -> Response:
     counts = engine.memories.counts()
     lines = [
         "# HELP dakera_uptime_seconds Seconds since the server started.",
@@ -90,6 +90,7 @@ def metrics(engine: EngineDep) -> Response:
         "# HELP dakera_ready Whether the server has loaded its indexes.",
         "# TYPE dakera_ready gauge",
         f"dakera_ready {int(engine.ready)}",
+        *request.app.state.request_metrics.render(),
     ]
     return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4; charset=utf-8")
 

@@ -356,6 +356,14 @@ SETTINGS: tuple[Setting, ...] = (
         False,
         "Send `Access-Control-Allow-Credentials: true` to allowed origins (never with `*`).",
     ),
+    Setting(
+        "DAKERA_CONSOLE_ENABLED",
+        "console_enabled",
+        parse_bool,
+        True,
+        "Serve the web console at `/console` (files shipped in the package; it signs in with an "
+        "API key and can do what that key can do).",
+    ),
 )
 
 
