@@ -171,7 +171,7 @@ function searchForm(agentId, query) {
   );
 }
 
-async function results(agentId, query, signal, list, refresh) {
+async function results(agentId, query, signal, list) {
   const q = query.get("q");
   const tags = splitList(query.get("tags"));
   const type = query.get("type") || undefined;
@@ -227,7 +227,7 @@ export async function render({ container, params, query, signal }) {
   const list = h("div", { id: "memory-list", "aria-live": "polite" });
   const refresh = async () => {
     try {
-      replace(list, await results(agentId, query, signal, list, refresh));
+      replace(list, await results(agentId, query, signal, list));
     } catch (error) {
       if (!signal.aborted) replace(list, errorBox(error));
     }
