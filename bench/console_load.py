@@ -38,7 +38,7 @@ BIN = Path(sys.executable).parent / "dakera-server"
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 RESOURCES = """() => [performance.getEntriesByType('navigation')[0],
-  ...performance.getEntriesByType('resource')].map(e => ({name: e.name,
+  ...performance.getEntriesByType('resource')].map(e => ({name: e.name, end: e.responseEnd,
     transfer: e.transferSize, encoded: e.encodedBodySize, decoded: e.decodedBodySize}))"""
 
 
@@ -98,7 +98,7 @@ def kb(value: float) -> str:
     return f"{value / 1000:7.1f} KB"
 
 
-def measure(browser: Any, url: str, signed_in: bool) -> tuple[float, list[dict[str, Any]]]:
+def measure(browser: Any, url: str, signed_in: bool) -> tuple[float, float, list[dict[str, Any]]]:
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     mark = "console:page-ready" if signed_in else "console:sign-in-ready"
@@ -114,7 +114,8 @@ def measure(browser: Any, url: str, signed_in: bool) -> tuple[float, list[dict[s
     page.wait_for_load_state("networkidle")
     entries = page.evaluate(RESOURCES)
     context.close()
-    return float(ready), entries
+    fetched = max(e["end"] for e in entries if "/console" in e["name"])
+    return float(ready), float(fetched), entries
 
 
 def main() -> None:
@@ -136,11 +137,13 @@ def main() -> None:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
                 for signed_in in (False, True):
                     times = []
+                    fetches = []
                     last: list[dict[str, Any]] = []
                     measure(browser, url, signed_in)  # warm the server, not the browser
                     for _ in range(options.runs):
-                        ready, last = measure(browser, url, signed_in)
+                        ready, fetched, last = measure(browser, url, signed_in)
                         times.append(ready)
+                        fetches.append(fetched)
                     files, api = split(last)
                     title = "signed-in load of #/agents" if signed_in else "first load (sign-in)"
                     print(f"\n{title}, {options.runs} cold loads")
@@ -162,6 +165,10 @@ def main() -> None:
                             print(
                                 f"    {len(ranked) - 3} more (agent stats, whoami) {kb(rest):>21}"
                             )
+                    print(
+                        f"  console files all received after: median "
+                        f"{statistics.median(fetches):6.1f} ms"
+                    )
                     print(
                         f"  interactive after: median {statistics.median(times):6.1f} ms, "
                         f"max {max(times):6.1f} ms"
