@@ -111,7 +111,8 @@ class Console:
         self.page.wait_for_selector("#who-badge")
 
 
-def _open_console(browser: Any, url: str, viewport: dict[str, int]) -> tuple[Any, Console]:
+def open_console(browser: Any, url: str, viewport: dict[str, int]) -> tuple[Any, Console]:
+    """A new browser context and tab on ``url``, its console errors collected."""
     context = browser.new_context(viewport=viewport)
     page = context.new_page()
     page.set_default_timeout(10_000)
@@ -128,13 +129,20 @@ def _open_console(browser: Any, url: str, viewport: dict[str, int]) -> tuple[Any
     return context, console
 
 
-def _finish(request: pytest.FixtureRequest, context: Any, console: Console) -> None:
+def screenshot(request: pytest.FixtureRequest, console: Console) -> None:
+    """Save the tab as ``test-artifacts/console/<test name>.png``."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    name = re.sub(r"[^\w.-]+", "_", request.node.name)
+    console.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def finish(request: pytest.FixtureRequest, context: Any, console: Console) -> None:
+    """At a fixture's teardown: screenshot on failure, fail on unexpected browser errors,
+    close the context."""
     report = getattr(request.node, "report_call", None)
     try:
         if report is not None and report.failed:
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            name = re.sub(r"[^\w.-]+", "_", request.node.name)
-            console.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+            screenshot(request, console)
         unexpected = console.unexpected_errors()
         passed = report is not None and report.passed
         assert not (passed and unexpected), "browser console errors:\n" + "\n".join(unexpected)
@@ -147,9 +155,9 @@ def console(
     request: pytest.FixtureRequest, browser: Any, console_server: ConsoleServer
 ) -> Iterator[Console]:
     """A fresh tab (own sessionStorage) at 1280×800."""
-    context, tab = _open_console(browser, console_server.server.url, DESKTOP)
+    context, tab = open_console(browser, console_server.server.url, DESKTOP)
     yield tab
-    _finish(request, context, tab)
+    finish(request, context, tab)
 
 
 @pytest.fixture
@@ -157,6 +165,6 @@ def phone(
     request: pytest.FixtureRequest, browser: Any, console_server: ConsoleServer
 ) -> Iterator[Console]:
     """A fresh tab at 390×844."""
-    context, tab = _open_console(browser, console_server.server.url, PHONE)
+    context, tab = open_console(browser, console_server.server.url, PHONE)
     yield tab
-    _finish(request, context, tab)
+    finish(request, context, tab)

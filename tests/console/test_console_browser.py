@@ -10,10 +10,13 @@ Every test also fails on any error the browser logs (``conftest.py``).
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
-from tests.console.conftest import Console, ConsoleServer
+from dakera_server.engine.text.embedding import EmbeddingProvider
+from tests.conftest import start_server
+from tests.console.conftest import DESKTOP, Console, ConsoleServer, open_console, screenshot
 
 PAGES = ["agents", "graph", "sessions", "namespaces", "keys", "audit", "health"]
 
@@ -280,3 +283,26 @@ def test_health_page_plots_request_rate_and_latency(
     rate = page.inner_text("#metric-rate")
     assert float(rate) >= 0
     assert page.locator("#rate-chart svg").count() == 1
+
+
+def test_with_authentication_off_the_console_opens_without_a_key(
+    request: pytest.FixtureRequest,
+    browser: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+    embedder: EmbeddingProvider,
+) -> None:
+    server = start_server(tmp_path_factory.mktemp("console-open"), embedder, auth_enabled=False)
+    context, tab = open_console(browser, server.url, DESKTOP)
+    try:
+        tab.page.goto(f"{server.url}/console")
+        tab.page.wait_for_selector("main h1:has-text('Agents')")
+        assert tab.page.inner_text("#who-badge") == "authentication off"
+        assert tab.page.locator("#sign-out").count() == 0
+        assert "Keys" in tab.page.locator("#nav a").all_inner_texts()
+        assert not tab.unexpected_errors(), tab.errors
+    except BaseException:
+        screenshot(request, tab)
+        raise
+    finally:
+        context.close()
+        server.stop()

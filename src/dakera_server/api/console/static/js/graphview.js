@@ -26,7 +26,8 @@ export function layout(nodes, edges, { iterations = 300, heat, area = WIDE } = {
   const { width: WIDTH, height: HEIGHT } = area;
   heat = heat ?? WIDTH / 10;
   const byId = new Map(nodes.map((node) => [node.id, node]));
-  const k = Math.sqrt((WIDTH * HEIGHT) / n) * 0.9;
+  // Ideal edge length: fills the area for big graphs, stays compact for small ones.
+  const k = Math.min(Math.sqrt((WIDTH * HEIGHT) / n) * 0.9, 170);
   nodes.forEach((node, i) => {
     if (node.x !== undefined) return;
     const anchor = node.near && byId.get(node.near);
@@ -91,6 +92,15 @@ export function layout(nodes, edges, { iterations = 300, heat, area = WIDE } = {
       node.y = clamp(node.y + (dy[i] / length) * move, MARGIN, HEIGHT - MARGIN);
     }
   }
+  // Centre the drawing in the area.
+  const xs = nodes.map((node) => node.x);
+  const ys = nodes.map((node) => node.y);
+  const shiftX = WIDTH / 2 - (Math.min(...xs) + Math.max(...xs)) / 2;
+  const shiftY = HEIGHT / 2 - (Math.min(...ys) + Math.max(...ys)) / 2;
+  for (const node of nodes) {
+    node.x = clamp(node.x + shiftX, MARGIN, WIDTH - MARGIN);
+    node.y = clamp(node.y + shiftY, MARGIN, HEIGHT - MARGIN);
+  }
 }
 
 /**
@@ -123,7 +133,10 @@ export function draw(nodes, edges, { focusId, selectedId, onActivate, title, are
         dataset: { id: node.id, kind: node.kind },
       },
       shape,
-      s("text", { x: (node.x + 12).toFixed(1), y: (node.y + 4).toFixed(1) }, label),
+      // Labels of nodes in the right part go to their left, so they stay inside the drawing.
+      node.x > area.width * 0.62
+        ? s("text", { x: (node.x - 12).toFixed(1), y: (node.y + 4).toFixed(1), "text-anchor": "end" }, label)
+        : s("text", { x: (node.x + 12).toFixed(1), y: (node.y + 4).toFixed(1) }, label),
     );
     group.addEventListener("click", () => onActivate(node));
     group.addEventListener("keydown", (event) => {
