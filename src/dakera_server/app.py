@@ -2,7 +2,8 @@
 
 Request path (ARCHITECTURE.md): security headers → body-size limit → audit → authentication →
 rate limiting → input validation → route handler → engine → storage. The middleware list below
-is in that order, outermost first; layers not yet built are absent, never stubbed.
+is in that order, outermost first; layers not yet built are absent, never stubbed. Before them
+all, the trusted-proxy layer settles the client address and scheme (``security/proxy.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dakera_server import API_VERSION, __version__
 from dakera_server.api import (
     agents,
     audit,
+    doctor,
     encryption,
     feedback,
     health,
@@ -51,6 +53,7 @@ from dakera_server.security.cors import CORSMiddleware
 from dakera_server.security.encryption import Rotation, open_codec
 from dakera_server.security.headers import SecurityHeadersMiddleware, security_headers
 from dakera_server.security.keys import KeyRing
+from dakera_server.security.proxy import ProxyHeadersMiddleware
 from dakera_server.security.ratelimit import RateLimiter, RateLimitMiddleware
 from dakera_server.security.validation import InputValidationMiddleware
 
@@ -67,6 +70,7 @@ ROUTERS = (
         keys,
         policies,
         audit,
+        doctor,
         lifecycle,
         feedback,
         knowledge,
@@ -180,6 +184,9 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         ]
     )
     app.user_middleware = [
+        # Before everything: who the client is and whether it spoke TLS, as the trusted
+        # proxy says (every later layer, the audit log included, sees the real client).
+        Middleware(ProxyHeadersMiddleware, trusted=settings.trusted_proxies),
         Middleware(
             SecurityHeadersMiddleware,
             headers=security_headers(
