@@ -68,7 +68,7 @@ SENSITIVE_FILES = frozenset(
         "resolv.conf", "fstab", "mtab", "crontab", "motd", "environ", "cmdline", "maps",
         "authorized_keys", "known_hosts", "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519",
         "bash_history", "zsh_history", "bashrc", "profile", "htaccess", "htpasswd",
-        "wp-config.php", "web.config", "win.ini", "boot.ini", "system.ini", "sam",
+        "wp-config.php", "wp-config", "web.config", "win.ini", "boot.ini", "system.ini", "sam",
         "config.php", "configuration.php", "localsettings.php", "settings.php", "database.yml",
         "credentials", "my.cnf", "php.ini", "httpd.conf", "nginx.conf", "shadow-", "passwd-",
         "global.asa", "applicationhost.config", "docker.sock", "kubeconfig",
@@ -103,6 +103,7 @@ SCHEME_PREFIX = re.compile(
     r"|postgres(?:ql)?|mongodb|smtp|imap|telnet|rtsp|git):/*"
 )
 UNIQUE_LOCAL = ipaddress.ip_network("fc00::/7")
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
 NUMERIC_PART = re.compile(r"^(?:0x[0-9a-f]*|\d+)$")
 DOTTED = re.compile(r"(?:^|[.\-])(\d{1,3})[.\-](\d{1,3})[.\-](\d{1,3})[.\-](\d{1,3})(?:$|[.\-])")
 TWO_TO_THE_24 = 1 << 24
@@ -119,6 +120,7 @@ BARE_SENSITIVE_STEMS = frozenset(
     _file_stem(name) for name in SENSITIVE_FILES - EVERYDAY_FILES if len(_file_stem(name)) >= 4
 )
 BINARY_STEMS = frozenset(SYSTEM_BINARIES)
+FLATTENED_DIRS = ("etc", "proc", "root", "windows", "winnt", "boot", "var")
 
 
 def system_path_probe(value: str) -> str | None:
@@ -130,9 +132,10 @@ def system_path_probe(value: str) -> str | None:
     segments = [s for s in low.split("/") if s]
     if not segments:
         return None
+    if any(_bare_sensitive(s) for s in segments):
+        return TRAVERSAL
     if len(segments) == 1:
-        bare = _file_stem(segments[0]) in BARE_SENSITIVE_STEMS and _looks_like_file(segments[0])
-        return TRAVERSAL if bare else None
+        return None
     if any(s in BINARY_STEMS for s in segments[1:]) and _system_rooted(segments):
         return COMMAND
     for location in SYSTEM_LOCATIONS:
@@ -149,6 +152,17 @@ def _system_rooted(segments: list[str]) -> bool:
     if segments[0].rstrip(":") in ("c", "d") and len(segments) > 1:
         return segments[1] in SYSTEM_DIRS
     return segments[0] in SYSTEM_DIRS
+
+
+def _bare_sensitive(segment: str) -> bool:
+    """A sensitive file's name on its own (``wp-config-php.bak``), also flattened with its
+    directory (``etc-passwd.bak``)."""
+    if not _looks_like_file(segment):
+        return False
+    stem = _file_stem(segment)
+    if stem in BARE_SENSITIVE_STEMS:
+        return True
+    return any(stem.startswith(d) and stem[len(d) :] in SENSITIVE_STEMS for d in FLATTENED_DIRS)
 
 
 def _looks_like_file(segment: str) -> bool:
@@ -174,6 +188,8 @@ def _numeric_host(host: str) -> tuple[ipaddress.IPv4Address, bool, int] | None:
             obfuscated = True
         else:
             numbers.append(int(part))
+    if len(parts) in (2, 3) and numbers[-1] > 255 and all(n <= 255 for n in numbers[:-1]):
+        obfuscated = True  # 192.168.257: the last part packs the remaining bytes
     if any(n > 255 for n in numbers[:-1]):
         if len(parts) < 4 or obfuscated:
             return None  # 2024.01.05 is a date; inet_aton refuses such a spelling too
@@ -232,7 +248,7 @@ def _ipv6_reason(host: str) -> str | None:
     internal = (
         v6.is_loopback or v6.is_unspecified or v6.is_link_local or v6.is_site_local
         or v6 in UNIQUE_LOCAL or v6 in METADATA_ADDRESSES or v6.ipv4_mapped is not None
-        or v6.sixtofour is not None or int(v6) >> 32 == 0
+        or v6.sixtofour is not None or int(v6) >> 32 == 0 or v6 in NAT64
     )  # fmt: skip
     return reason if internal else None
 
