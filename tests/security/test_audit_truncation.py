@@ -51,9 +51,7 @@ def test_a_body_of_quotes_is_cut_to_the_limit_in_the_log(
     content = 'He said "yes", then "no", then "maybe" \\ and left. ' * 8
     try:
         with running.http() as http:
-            stored = http.post(
-                "/v1/memory/store", json={"agent_id": "quoted", "content": content}
-            )
+            stored = http.post("/v1/memory/store", json={"agent_id": "quoted", "content": content})
             assert stored.status_code == 200, stored.text
     finally:
         running.stop()

@@ -135,7 +135,8 @@ def entropy_bits(secret: str) -> int:
     chars = set(body)
     size = next((n for n, alphabet in ALPHABETS if chars <= alphabet), 95)
     if len(chars) < min(size, len(body)) / 4:
-        size = max(len(chars), 2)  # a pattern, not a draw from the alphabet
+        # A pattern, not a draw from the alphabet: count only what its distinct characters say.
+        return int(len(chars) * math.log2(size))
     return int(len(body) * math.log2(size))
 
 
