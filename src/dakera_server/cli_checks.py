@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import ssl
 import sys
 import urllib.error
 import urllib.request
@@ -90,7 +91,7 @@ def _remote_report(settings: Settings, args: argparse.Namespace) -> dict[str, An
     key = args.api_key or settings.root_api_key
     if not key:
         raise SystemExit("dakera-server doctor --url needs --api-key or DAKERA_ROOT_API_KEY")
-    verify: Any = args.ca_cert if args.ca_cert else True
+    verify: Any = ssl.create_default_context(cafile=args.ca_cert) if args.ca_cert else True
     try:
         answer = httpx.get(
             args.url.rstrip("/") + "/v1/admin/doctor",

@@ -193,24 +193,27 @@ http {{
         check=False,
     )
     assert test.returncode == 0, test.stderr
-    process = subprocess.Popen(
-        [binary, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    with (prefix / "stderr.log").open("wb") as stderr:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            [binary, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
     nginx = Nginx(process, *ports, prefix)
     try:
-        _wait_listening(ports[1], process)
+        _wait_listening(ports[1], process, prefix)
         yield nginx
     finally:
         nginx.stop()
 
 
-def _wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 15) -> None:
+def _wait_listening(
+    port: int, process: subprocess.Popen[bytes], prefix: Path, timeout: float = 15
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"nginx exited: {process.stderr.read() if process.stderr else ''}")
+            raise AssertionError(f"nginx exited: {(prefix / 'stderr.log').read_text()}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 return
