@@ -226,8 +226,9 @@ INTERPOLATION = re.compile(r"\$\{(\w+)(?::([?-])([^}]*))?\}")
 
 
 def compose_service(name: str, environ: dict[str, str]) -> dict[str, Any]:
-    """One service of deploy/compose.yaml with ``${VAR}``, ``${VAR:-x}``, ``${VAR:?msg}``
-    interpolated from ``environ`` as Compose does (a missing ``:?`` variable is an error)."""
+    """One service of deploy/compose.yaml with ``${VAR}``, ``${VAR:-x}``, ``${VAR:?msg}`` and
+    ``$$`` interpolated from ``environ`` as Compose does: in every string value of the parsed
+    file, every service (a missing ``:?`` variable is an error even in an inactive profile)."""
 
     def substitute(match: re.Match[str]) -> str:
         variable, kind, argument = match.groups()
@@ -238,8 +239,18 @@ def compose_service(name: str, environ: dict[str, str]) -> dict[str, Any]:
             raise AssertionError(f"compose needs {variable}: {argument}")
         return argument or ""
 
-    text = INTERPOLATION.sub(substitute, (DEPLOY / "compose.yaml").read_text())
-    services: dict[str, Any] = yaml.safe_load(text)["services"]
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            parts = value.split("$$")
+            return "$".join(INTERPOLATION.sub(substitute, part) for part in parts)
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    document = walk(yaml.safe_load((DEPLOY / "compose.yaml").read_text()))
+    services: dict[str, Any] = document["services"]
     return services[name]
 
 
