@@ -188,3 +188,19 @@ def test_entropy_estimates() -> None:
     assert entropy_bits(secrets.token_urlsafe(32)) >= 250
     assert entropy_bits("a" * 64) < 64  # a pattern, not a random draw
     assert entropy_bits("changeme") < 64
+
+
+def test_an_any_address_bind_is_judged_by_the_hosts_addresses() -> None:
+    settings = Settings(host="0.0.0.0", root_api_key=STRONG_KEY)
+    private = Facts(now=time.time(), host_addresses=("10.1.2.3", "fd00::5"))
+    public = Facts(now=time.time(), host_addresses=("10.1.2.3", "93.184.216.34"))
+    unknown = Facts(now=time.time())
+
+    def bind(facts: Facts) -> str:
+        return next(f.status for f in examine(settings, facts).findings if f.id == "bind_address")
+
+    assert bind(private) == PASS
+    assert bind(public) == FAIL
+    assert bind(unknown) == FAIL
+    loopback = examine(Settings(host="127.0.0.1"), unknown).findings
+    assert next(f.status for f in loopback if f.id == "bind_address") == PASS

@@ -261,12 +261,12 @@ def _tls(settings: Settings, facts: Facts) -> Finding:
 def _bind(settings: Settings, facts: Facts) -> Finding:
     item = "Server behind reverse proxy (port 3300 not public)"
     host = settings.host
-    if host in ("localhost", "") or _internal(host):
-        return Finding("bind_address", item, REQUIRED, PASS, f"bound to {host} (not public)")
     try:
         unspecified = ipaddress.ip_address(host).is_unspecified
     except ValueError:
-        unspecified = False
+        unspecified = host == ""
+    if not unspecified and (host == "localhost" or _internal(host)):
+        return Finding("bind_address", item, REQUIRED, PASS, f"bound to {host} (not public)")
     if not unspecified:
         return Finding(
             "bind_address", item, REQUIRED, FAIL,
@@ -355,6 +355,8 @@ def _namespace_keys(facts: Facts) -> Finding:
             "namespace_keys", item, RECOMMENDED, FAIL,
             "every application key reaches every namespace; restrict tenants' keys",
         )  # fmt: skip
+    if not scoped:
+        return Finding("namespace_keys", item, RECOMMENDED, PASS, "no application keys yet")
     return Finding(
         "namespace_keys", item, RECOMMENDED, PASS,
         f"{len(scoped) - len(unrestricted)} of {len(scoped)} application keys are restricted",
