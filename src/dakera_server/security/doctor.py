@@ -17,13 +17,23 @@ from __future__ import annotations
 import ipaddress
 import math
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 from dakera_server.config import Settings
 from dakera_server.engine.access import Scope
 from dakera_server.engine.keyrecords import KeyRecord
 from dakera_server.engine.keyusage import KeyUsage
+from dakera_server.security.doctor_report import (
+    FAIL,
+    MANUAL,
+    PASS,
+    RECOMMENDED,
+    REQUIRED,
+    UNKNOWN,
+    Finding,
+    Report,
+    render_table,
+)
 
 __all__ = [
     "FAIL",
@@ -38,8 +48,6 @@ __all__ = [
     "render_table",
 ]
 
-REQUIRED, RECOMMENDED = "Required", "Recommended"
-PASS, FAIL, MANUAL, UNKNOWN = "pass", "fail", "manual", "unknown"
 MIN_ROOT_BITS = 256
 ROTATION_DAYS = 90
 DAY = 86_400
@@ -54,17 +62,6 @@ ALPHABETS = (
     (64, frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ+/=-_")),
 )
 KEY_PREFIXES = ("dk_",)
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One checklist item: ``status`` is pass, fail, manual (not observable) or unknown."""
-
-    id: str
-    item: str
-    priority: str
-    status: str
-    detail: str
 
 
 @dataclass(frozen=True)
@@ -83,40 +80,6 @@ class Facts:
     request_proxied: bool | None = None
     request_peer: str | None = None
     notes: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Report:
-    """Every finding, in checklist order."""
-
-    findings: tuple[Finding, ...]
-
-    @property
-    def required_failed(self) -> list[str]:
-        """Ids of the Required items that failed or could not be judged (the exit code of
-        ``doctor``): a self-check that cannot see an item must not call it passed."""
-        return [
-            f.id for f in self.findings if f.priority == REQUIRED and f.status in (FAIL, UNKNOWN)
-        ]
-
-    @property
-    def passed(self) -> bool:
-        """No Required item failed."""
-        return not self.required_failed
-
-    def to_wire(self) -> dict[str, Any]:
-        """The JSON form of ``GET /v1/admin/doctor``."""
-        return {
-            "passed": self.passed,
-            "required_failed": self.required_failed,
-            "checks": [asdict(f) for f in self.findings],
-        }
-
-    @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> Report:
-        """Inverse of ``to_wire`` (the CLI reads a running server's report)."""
-        return cls(tuple(Finding(**{k: str(c[k]) for k in Finding.__dataclass_fields__})
-                         for c in data["checks"]))  # fmt: skip
 
 
 def entropy_bits(secret: str) -> int:
@@ -402,21 +365,3 @@ def examine(settings: Settings, facts: Facts) -> Report:
         ),
     ]  # fmt: skip
     return Report(tuple(findings))
-
-
-def render_table(report: Report) -> str:
-    """A fixed-width table for a terminal, and a last line that says whether it passed."""
-    rows = [("ITEM", "PRIORITY", "STATUS", "DETAIL")]
-    rows += [(f.item, f.priority, f.status.upper(), f.detail) for f in report.findings]
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    lines = [
-        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3]
-        for row in rows
-    ]
-    failed = report.required_failed
-    lines.append(
-        "\nall Required items pass"
-        if not failed
-        else f"\n{len(failed)} Required item(s) failed: {', '.join(failed)}"
-    )
-    return "\n".join(lines)
