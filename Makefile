@@ -20,8 +20,8 @@ run: $(STAMP)
 	$(BIN)/dakera-server serve
 
 lint: $(STAMP)
-	$(BIN)/ruff format --check src tests bench
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench deploy/image
+	$(BIN)/ruff check src tests bench deploy/image
 	$(BIN)/mypy
 
 test: lint
