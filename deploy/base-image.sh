@@ -31,7 +31,9 @@ if [ ! -s "$tarball" ]; then
   root="$(mktemp -d /var/tmp/dakera-base.XXXXXX)"
   trap 'rm -rf "$root"' EXIT
   echo "base-image: debootstrap $SUITE into $root (a few minutes)" >&2
-  debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$root" "$MIRROR" >&2
+  mkdir -p "$CACHE/debs"  # downloaded packages, reused when the package list changes
+  debootstrap --variant=minbase --cache-dir="$CACHE/debs" --include="$PACKAGES" \
+    "$SUITE" "$root" "$MIRROR" >&2
   if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
     cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
     chroot "$root" update-ca-certificates >/dev/null

@@ -41,8 +41,12 @@ case "${1:-}" in
     if [ -f "$PIDFILE" ]; then
       pid="$(cat "$PIDFILE")"
       kill "$pid" 2>/dev/null || true
-      for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || exit 0; sleep 0.5; done
+      for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
       kill -9 "$pid" 2>/dev/null || true
+    fi
+    # dockerd leaves its default network namespace mounted under the exec root.
+    if mountpoint -q "$RUN/exec/netns/default" 2>/dev/null; then
+      umount "$RUN/exec/netns/default" || true
     fi
     ;;
   *)
