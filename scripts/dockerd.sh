@@ -42,7 +42,7 @@ case "${1:-}" in
       pid="$(cat "$PIDFILE")"
       kill "$pid" 2>/dev/null || true
       for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-      kill -9 "$pid" 2>/dev/null || true
+      if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid"; fi
     fi
     # dockerd leaves its default network namespace mounted under the exec root.
     if mountpoint -q "$RUN/exec/netns/default" 2>/dev/null; then
