@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from dakera_server.engine.access import Caller, Scope
-from dakera_server.engine.keystore import KeyStore
+from dakera_server.engine.keys.store import KeyStore
 from dakera_server.security.auth import AuthenticationMiddleware
 from dakera_server.security.keys import KeyRing
 from dakera_server.storage.sqlite import SqliteStore

@@ -17,7 +17,7 @@ import random
 import statistics
 import time
 
-from dakera_server.engine.minilm import MiniLMProvider
+from dakera_server.engine.text.minilm import MiniLMProvider
 
 SUBJECTS = [
     "The user",

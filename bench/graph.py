@@ -37,12 +37,13 @@ from tests.conftest import ROOT_KEY, start_server  # noqa: E402
 from bench.textgen import memory_texts  # noqa: E402
 from dakera_server.config import Settings  # noqa: E402
 from dakera_server.engine.core import Engine  # noqa: E402
-from dakera_server.engine.embeddings import EmbeddingProvider, create_provider  # noqa: E402
-from dakera_server.engine.entities import RuleExtractor  # noqa: E402
-from dakera_server.engine.graph import SYSTEM, Edge  # noqa: E402
-from dakera_server.engine.graph_queries import traverse  # noqa: E402
-from dakera_server.engine.memories import NewMemory, new_memory_id  # noqa: E402
-from dakera_server.engine.models import Memory  # noqa: E402
+from dakera_server.engine.entities.extractor import RuleExtractor  # noqa: E402
+from dakera_server.engine.graph.model import SYSTEM, Edge  # noqa: E402
+from dakera_server.engine.graph.queries import traverse  # noqa: E402
+from dakera_server.engine.memory.models import Memory  # noqa: E402
+from dakera_server.engine.memory.writes import NewMemory, new_memory_id  # noqa: E402
+from dakera_server.engine.text.embedding import EmbeddingProvider  # noqa: E402
+from dakera_server.engine.text.providers import create_provider  # noqa: E402
 from dakera_server.storage.base import Op  # noqa: E402
 from dakera_server.storage.sqlite import SqliteStore  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Speed and recall of the two in-memory search indexes (engine/ann.py, engine/fulltext.py).
+"""Speed and recall of the two in-memory search indexes (engine/ann.py, engine/text/fulltext.py).
 
     .venv/bin/python bench/indexes.py                     # 100k x 384 vectors, 100k documents
     .venv/bin/python bench/indexes.py --vectors 20000 --docs 20000 --queries 200   # quick run
@@ -40,7 +40,7 @@ from dakera_server.engine.ann import (
     ExactIndex,
     HnswIndex,
 )
-from dakera_server.engine.fulltext import FullTextIndex
+from dakera_server.engine.text.fulltext import FullTextIndex
 
 F32 = npt.NDArray[np.float32]
 ROWS: list[tuple[str, str, str]] = []

@@ -64,8 +64,8 @@ def pct(values: list[float], q: float) -> float:
 
 def prefill(data_dir: Path, agent_id: str, n: int, base: np.ndarray) -> None:
     """Write ``n`` memories of ``agent_id`` straight into a new store under ``data_dir``."""
-    from dakera_server.engine.memories import new_memory_id
-    from dakera_server.engine.models import Memory
+    from dakera_server.engine.memory.models import Memory
+    from dakera_server.engine.memory.writes import new_memory_id
     from dakera_server.storage.base import Op
     from dakera_server.storage.sqlite import SqliteStore
 
@@ -208,7 +208,7 @@ def run_spawned(
     from tests.conftest import ROOT_KEY
     from tests.processes import spawn_server
 
-    from dakera_server.engine.embeddings import create_provider
+    from dakera_server.engine.text.providers import create_provider
 
     base = create_provider("builtin").embed(memory_texts(BASE_EMBEDDED, seed=5)).vectors
     rows = []

@@ -58,8 +58,8 @@ from bench.layers_ratelimit_audit import (  # noqa: E402
 from dakera_server.app import create_app  # noqa: E402
 from dakera_server.config import Settings  # noqa: E402
 from dakera_server.engine.core import Engine  # noqa: E402
-from dakera_server.engine.embeddings import EmbeddingBatch  # noqa: E402
-from dakera_server.engine.memories import NewMemory  # noqa: E402
+from dakera_server.engine.memory.engine import NewMemory  # noqa: E402
+from dakera_server.engine.text.embedding import EmbeddingBatch  # noqa: E402
 
 AGENT = "bench-agent"
 CONTENT = (

@@ -51,8 +51,8 @@ from dakera_server.app import create_app  # noqa: E402
 from dakera_server.config import Settings  # noqa: E402
 from dakera_server.engine.access import Caller, Scope  # noqa: E402
 from dakera_server.engine.core import Engine  # noqa: E402
-from dakera_server.engine.embeddings import EmbeddingBatch  # noqa: E402
-from dakera_server.engine.policies import RateLimitPolicy  # noqa: E402
+from dakera_server.engine.lifecycle.policies import RateLimitPolicy  # noqa: E402
+from dakera_server.engine.text.embedding import EmbeddingBatch  # noqa: E402
 from dakera_server.security.audit import AuditMiddleware, AuditWriter  # noqa: E402
 from dakera_server.security.ratelimit import RateLimiter, RateLimitMiddleware  # noqa: E402
 

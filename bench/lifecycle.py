@@ -43,8 +43,8 @@ from tests.conftest import ROOT_KEY  # noqa: E402
 from tests.processes import spawn_server  # noqa: E402
 
 from bench.textgen import memory_texts, queries  # noqa: E402
-from dakera_server.engine.memories import new_memory_id  # noqa: E402
-from dakera_server.engine.models import Memory  # noqa: E402
+from dakera_server.engine.memory.models import Memory  # noqa: E402
+from dakera_server.engine.memory.writes import new_memory_id  # noqa: E402
 from dakera_server.storage.base import Op  # noqa: E402
 from dakera_server.storage.sqlite import SqliteStore  # noqa: E402
 
@@ -72,7 +72,7 @@ def cached_vectors(texts: list[str]) -> np.ndarray:
     path = CACHE / f"lifecycle-{len(texts)}-{digest}.npy"
     if path.exists():
         return np.load(path)
-    from dakera_server.engine.embeddings import create_provider
+    from dakera_server.engine.text.providers import create_provider
 
     provider = create_provider("builtin")
     vectors = np.concatenate(

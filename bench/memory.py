@@ -101,7 +101,7 @@ def main() -> None:
     parser.add_argument("--startup-n", type=int, default=100_000)
     parser.add_argument("--skip-live", action="store_true", help="only the start-up measure")
     args = parser.parse_args()
-    from dakera_server.engine.embeddings import create_provider
+    from dakera_server.engine.text.providers import create_provider
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -85,7 +85,7 @@ def add_derived_edges(data_dir: Path, per_memory: int) -> int:
     """
     from dakera_server.config import Settings
     from dakera_server.engine.core import Engine
-    from dakera_server.engine.graph import SYSTEM, Edge
+    from dakera_server.engine.graph.model import SYSTEM, Edge
 
     # Exact search only: no HNSW build left running in this process during the measurements.
     settings = Settings(data_dir=data_dir, root_api_key=ROOT_KEY, exact_search_threshold=10**9)
@@ -160,7 +160,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None, help="work in this dir, keep it")
     args = parser.parse_args()
     env = dict(item.split("=", 1) for item in args.env)
-    from dakera_server.engine.embeddings import create_provider
+    from dakera_server.engine.text.providers import create_provider
 
     base = create_provider("builtin").embed(memory_texts(BASE_EMBEDDED, seed=5)).vectors
     with tempfile.TemporaryDirectory() as tmp:

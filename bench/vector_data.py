@@ -69,7 +69,7 @@ def embeddings(n: int, batch: int = 256) -> npt.NDArray[np.float32]:
     path = CACHE / f"vectors-minilm-{n}.npy"
     if path.exists():
         return np.load(path)
-    from dakera_server.engine.minilm import MiniLMProvider
+    from dakera_server.engine.text.minilm import MiniLMProvider
 
     provider = MiniLMProvider.shared()
     corpus = texts(n)

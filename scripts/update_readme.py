@@ -1,4 +1,4 @@
-"""Regenerate the README's environment table from ``dakera_server.config.SETTINGS``.
+"""Regenerate the README's environment table from ``dakera_server.config.table.SETTINGS``.
 
 Run with ``make docs``; ``tests/test_config.py`` fails when the README drifts from the code.
 """

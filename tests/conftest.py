@@ -23,7 +23,8 @@ import uvicorn
 from dakera_server.app import build_engine, create_app
 from dakera_server.config import Settings
 from dakera_server.engine.core import Engine
-from dakera_server.engine.embeddings import EmbeddingProvider, create_provider
+from dakera_server.engine.text.embedding import EmbeddingProvider
+from dakera_server.engine.text.providers import create_provider
 
 ROOT_KEY = "test-root-key-0123456789abcdef0123456789"
 

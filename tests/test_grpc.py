@@ -13,7 +13,7 @@ import pytest
 from dakera_server import API_VERSION
 from dakera_server.api.scopes import scope_table
 from dakera_server.engine.access import Scope
-from dakera_server.engine.embeddings import EmbeddingProvider
+from dakera_server.engine.text.embedding import EmbeddingProvider
 from dakera_server.grpc.generated import vectors_pb2 as pb
 from dakera_server.grpc.generated import vectors_pb2_grpc as pb_grpc
 from dakera_server.grpc.servicer import RPC_ROUTES, rpc_scopes

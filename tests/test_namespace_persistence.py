@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-from dakera_server.engine.embeddings import EmbeddingProvider
+from dakera_server.engine.text.embedding import EmbeddingProvider
 from tests.conftest import ROOT_KEY, start_server
 from tests.processes import ServerProcess, spawn_server
 
@@ -120,7 +120,7 @@ def answers(http: httpx.Client) -> dict[str, Any]:
 def assert_same(before: dict[str, Any], after: dict[str, Any], *, bm25_scores: bool = True) -> None:
     """Equal answers. ``bm25_scores=False`` compares BM25 hits by id and order only: after a
     full-text delete, the live tantivy index still counts the deleted document in its BM25
-    statistics until segments merge, while the rebuilt one does not (engine/fulltext.py)."""
+    statistics until segments merge, while the rebuilt one does not (engine/text/fulltext.py)."""
     assert before.keys() == after.keys()
     for key in before:
         if not bm25_scores and key in ("bm25", "hybrid"):

@@ -20,31 +20,21 @@ from fastapi import FastAPI
 from starlette.middleware import Middleware
 
 from dakera_server import API_VERSION, __version__
-from dakera_server.api import (
-    agents,
-    audit,
-    doctor,
-    encryption,
-    feedback,
-    health,
-    keys,
-    knowledge,
-    lifecycle,
-    memory,
-    namespaces,
-    policies,
-    sessions,
-    vector_advanced,
-    vector_text,
-    vectors,
-)
+from dakera_server.api import health
+from dakera_server.api.admin import audit, doctor, encryption, keys, policies
 from dakera_server.api.errors import exception_handlers
+from dakera_server.api.memories import agents, feedback, knowledge, lifecycle, sessions
+from dakera_server.api.memories import routes as memory
 from dakera_server.api.routeorder import hot_routes_first
 from dakera_server.api.scopes import public_paths, scope_table
+from dakera_server.api.vectors import advanced as vector_advanced
+from dakera_server.api.vectors import namespaces
+from dakera_server.api.vectors import routes as vectors
+from dakera_server.api.vectors import text as vector_text
 from dakera_server.config import Settings
 from dakera_server.engine.access import ANONYMOUS
 from dakera_server.engine.core import DB_FILE, Engine
-from dakera_server.engine.embeddings import EmbeddingProvider
+from dakera_server.engine.text.embedding import EmbeddingProvider
 from dakera_server.grpc.server import GrpcServer, create_grpc_server
 from dakera_server.security.audit import AuditMiddleware, AuditWriter, refusal_auditor
 from dakera_server.security.auth import AUTH_DISABLED_CALLER, AuthenticationMiddleware

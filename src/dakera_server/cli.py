@@ -58,8 +58,9 @@ def _serve(settings: Settings) -> int:
         )
     if settings.auth_enabled and keyring.root_key_is_short:
         logging.getLogger("dakera_server").warning(
-            "DAKERA_ROOT_API_KEY is shorter than 32 characters; use 256 bits of entropy in "
-            "production, e.g. DAKERA_ROOT_API_KEY=$(openssl rand -hex 32)."
+            "DAKERA_ROOT_API_KEY carries less than the 256 bits of entropy the production "
+            "checklist requires for the root key (64 hex or 43 base64 characters); make one "
+            "with: DAKERA_ROOT_API_KEY=$(openssl rand -hex 32)"
         )
     if not settings.auth_enabled:
         logging.getLogger("dakera_server").warning(
@@ -149,7 +150,7 @@ def _add_keys_parser(commands: Any) -> None:
 def _keys(settings: Settings, args: argparse.Namespace) -> int:
     from dakera_server.engine.access import Caller, Scope
     from dakera_server.engine.core import DB_FILE
-    from dakera_server.engine.keystore import KeyStore
+    from dakera_server.engine.keys.store import KeyStore
     from dakera_server.errors import DakeraError
     from dakera_server.security.encryption import open_codec
     from dakera_server.storage.sqlite import SqliteStore

@@ -109,7 +109,7 @@ def _remote_report(settings: Settings, args: argparse.Namespace) -> dict[str, An
 
 def _local_facts(settings: Settings) -> Any:
     from dakera_server.engine.core import DB_FILE
-    from dakera_server.engine.keystore import KeyStore
+    from dakera_server.engine.keys.store import KeyStore
     from dakera_server.security.doctor_facts import gather
     from dakera_server.security.encryption import open_codec
     from dakera_server.storage.sqlite import SqliteStore

@@ -11,7 +11,7 @@ from typing import Any
 
 from dakera import DakeraClient
 
-from dakera_server.engine.embeddings import EmbeddingProvider
+from dakera_server.engine.text.embedding import EmbeddingProvider
 from tests.conftest import ROOT_KEY, RunningServer, start_server
 
 DAY = 86_400.0

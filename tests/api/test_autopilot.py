@@ -15,7 +15,7 @@ import pytest
 from bench.textgen import memory_texts
 from dakera.exceptions import NotFoundError, ValidationError
 
-from dakera_server.engine.embeddings import EmbeddingProvider
+from dakera_server.engine.text.embedding import EmbeddingProvider
 from tests.api.lifecycle_support import HOUR, FakeClock, clock_server, wait_for
 from tests.conftest import ROOT_KEY
 from tests.processes import spawn_server

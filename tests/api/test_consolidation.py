@@ -8,7 +8,7 @@ import pytest
 from dakera.exceptions import NotFoundError, ValidationError
 
 from dakera_server.engine.lifecycle.consolidate import merge_contents
-from dakera_server.engine.models import Memory
+from dakera_server.engine.memory.models import Memory
 from tests.conftest import RunningServer
 
 SIMILAR = [

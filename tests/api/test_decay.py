@@ -14,9 +14,9 @@ from dakera.exceptions import NotFoundError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dakera_server.engine.embeddings import EmbeddingProvider
-from dakera_server.engine.lifecycle.decay import STRATEGIES, DecayPolicy, curve, decayed_importance
-from dakera_server.engine.models import Memory
+from dakera_server.engine.memory.decay import STRATEGIES, DecayPolicy, curve, decayed_importance
+from dakera_server.engine.memory.models import Memory
+from dakera_server.engine.text.embedding import EmbeddingProvider
 from tests.api.lifecycle_support import DAY, FakeClock, clock_server
 from tests.conftest import RunningServer
 

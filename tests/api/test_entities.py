@@ -15,7 +15,7 @@ import pytest
 from dakera import DakeraClient
 from dakera.exceptions import FeatureNotAvailableError, ServerError, ValidationError
 
-from dakera_server.engine.embeddings import EmbeddingProvider
+from dakera_server.engine.text.embedding import EmbeddingProvider
 from tests.conftest import ROOT_KEY, RunningServer, start_server
 
 LAUNCH = "OpenAI released GPT-4 in San Francisco on March 14, 2023"

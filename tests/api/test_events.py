@@ -15,9 +15,9 @@ import pytest
 from dakera import DakeraClient
 
 from dakera_server.api.sse import _frames
-from dakera_server.engine.audit import EventStream
-from dakera_server.engine.embeddings import EmbeddingProvider
-from dakera_server.engine.events import EventBus
+from dakera_server.engine.events.audit import EventStream
+from dakera_server.engine.events.bus import EventBus
+from dakera_server.engine.text.embedding import EmbeddingProvider
 from tests.conftest import ROOT_KEY, RunningServer, start_server
 
 

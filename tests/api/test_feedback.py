@@ -10,7 +10,7 @@ import pytest
 from dakera.exceptions import NotFoundError, ValidationError
 from dakera.models import FeedbackSignal
 
-from dakera_server.engine.embeddings import EmbeddingProvider
+from dakera_server.engine.text.embedding import EmbeddingProvider
 from tests.api.lifecycle_support import DAY, FakeClock, clock_server
 from tests.conftest import RunningServer
 

@@ -11,7 +11,7 @@ import pytest
 from dakera import DakeraClient
 from dakera.exceptions import NotFoundError, ValidationError
 
-from dakera_server.engine.embeddings import EmbeddingProvider
+from dakera_server.engine.text.embedding import EmbeddingProvider
 
 DOCS = [
     ("cats", "The cat was running across the garden chasing birds"),

@@ -11,7 +11,7 @@ import pytest
 from dakera import DakeraClient
 from dakera.exceptions import AuthorizationError, DakeraError, NotFoundError, ValidationError
 
-from dakera_server.engine.embeddings import EmbeddingProvider
+from dakera_server.engine.text.embedding import EmbeddingProvider
 from tests.conftest import ROOT_KEY, RunningServer, start_server
 
 PARAPHRASE_A = "The user's favourite drink is a flat white with oat milk every morning."

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from dakera.exceptions import NotFoundError
 
-from dakera_server.engine.embeddings import EmbeddingProvider
+from dakera_server.engine.text.embedding import EmbeddingProvider
 from tests.api.lifecycle_support import DAY, HOUR, FakeClock, clock_server, wait_for
 from tests.conftest import RunningServer
 

@@ -15,12 +15,12 @@ from dakera.models import F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dakera_server.engine.embeddings import EmbeddingProvider
+from dakera_server.engine.text.embedding import EmbeddingProvider
 from dakera_server.security.keys import ROOT_CALLER
 from tests.conftest import ROOT_KEY, RunningServer, start_server
-from tests.engine.test_filters import filters as filter_strategy
-from tests.engine.test_filters import metadata as metadata_strategy
-from tests.engine.test_filters import reference
+from tests.engine.vectors.test_filters import filters as filter_strategy
+from tests.engine.vectors.test_filters import metadata as metadata_strategy
+from tests.engine.vectors.test_filters import reference
 
 
 @pytest.fixture

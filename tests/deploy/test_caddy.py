@@ -19,7 +19,7 @@ import grpc
 import httpx
 import pytest
 
-from dakera_server.engine.embeddings import EmbeddingProvider
+from dakera_server.engine.text.embedding import EmbeddingProvider
 from dakera_server.grpc.generated import vectors_pb2 as pb
 from dakera_server.grpc.generated import vectors_pb2_grpc as pb_grpc
 from tests.conftest import ROOT_KEY, start_server

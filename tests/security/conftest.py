@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from dakera_server.engine.embeddings import EmbeddingProvider
+from dakera_server.engine.text.embedding import EmbeddingProvider
 from tests.conftest import RunningServer, start_server
 
 

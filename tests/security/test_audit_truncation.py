@@ -13,7 +13,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dakera_server.engine.embeddings import EmbeddingProvider
+from dakera_server.engine.text.embedding import EmbeddingProvider
 from dakera_server.security.redaction import TRUNCATION_OVERHEAD, render_body
 from tests.conftest import start_server
 from tests.security.test_audit import entries, requests_of

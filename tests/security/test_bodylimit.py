@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from dakera_server.config import Settings
-from dakera_server.engine.embeddings import EmbeddingProvider
+from dakera_server.engine.text.embedding import EmbeddingProvider
 from tests.conftest import ROOT_KEY, RunningServer, start_server
 
 LIMIT = 64 * 1024

@@ -5,6 +5,7 @@ auth-off Host guard. These run ``dakera-server serve`` as a real process and rea
 from __future__ import annotations
 
 import re
+import secrets
 import subprocess
 from pathlib import Path
 
@@ -12,11 +13,13 @@ import httpx
 import pytest
 
 from dakera_server.config import Settings
-from dakera_server.engine.embeddings import EmbeddingProvider
+from dakera_server.engine.keys.rules import key_entropy_bits
+from dakera_server.engine.text.embedding import EmbeddingProvider
 from tests.conftest import start_server
 from tests.processes import BIN, spawn_server
 
-SECRET = re.compile(r"dk_[0-9a-f]{32}")
+SECRET = re.compile(r"dk_[0-9a-f]{32}")  # an application key (128 bits)
+ROOT_SECRET = re.compile(r"\bdk_[0-9a-zA-Z_\-]{20,}")  # any key-shaped token in the output
 pytestmark = pytest.mark.slow
 
 
@@ -42,10 +45,14 @@ def test_first_start_without_keys_generates_a_root_key_shown_once(tmp_path: Path
     server = spawn_server(data, tmp_path / "first.log", DAKERA_ROOT_API_KEY="")
     try:
         output = server.output()
-        found = SECRET.findall(output)
+        found = ROOT_SECRET.findall(output)
         assert len(found) == 1, output
         root = found[0]
+        # 256 bits from the CSPRNG, as the production checklist requires: dk_ + 64 lower hex.
+        assert re.fullmatch(r"dk_[0-9a-f]{64}", root), root
+        assert key_entropy_bits(root) == 256
         assert "Authorization: Bearer" in output
+        assert "256 bits" not in output  # no short-key warning about its own key
         me = whoami(server.url, root).json()
         assert (me["key_id"], me["scope"], me["unrestricted"]) == ("root", "super_admin", True)
         assert httpx.get(f"{server.url}/v1/agents").status_code == 401
@@ -54,7 +61,7 @@ def test_first_start_without_keys_generates_a_root_key_shown_once(tmp_path: Path
         server.stop()
     again = spawn_server(data, tmp_path / "second.log", DAKERA_ROOT_API_KEY="")
     try:
-        assert SECRET.findall(again.output()) == []
+        assert ROOT_SECRET.findall(again.output()) == []
         assert whoami(again.url, root).status_code == 200
     finally:
         again.stop()
@@ -75,21 +82,37 @@ def test_stored_keys_mean_no_root_key_is_generated(tmp_path: Path) -> None:
     assert secret is not None
     server = spawn_server(data, tmp_path / "server.log", DAKERA_ROOT_API_KEY="")
     try:
-        assert SECRET.findall(server.output()) == []
+        assert ROOT_SECRET.findall(server.output()) == []
         assert whoami(server.url, secret.group(0)).json()["scope"] == "super_admin"
     finally:
         server.stop()
 
 
-def test_a_short_root_key_works_but_is_warned_about(tmp_path: Path) -> None:
-    server = spawn_server(
-        tmp_path / "data", tmp_path / "server.log", DAKERA_ROOT_API_KEY="test-key"
-    )
+@pytest.mark.parametrize(
+    "short_key",
+    [
+        "test-key",
+        "0123456789abcdef0123456789abcdef",  # 128 bits of hex: enough before, not for root
+        "dk_" + "ab" * 31,  # 62 hex characters: 248 bits
+    ],
+)
+def test_a_short_root_key_works_but_is_warned_about(tmp_path: Path, short_key: str) -> None:
+    server = spawn_server(tmp_path / "data", tmp_path / "server.log", DAKERA_ROOT_API_KEY=short_key)
     try:
-        assert whoami(server.url, "test-key").json()["scope"] == "super_admin"
+        assert whoami(server.url, short_key).json()["scope"] == "super_admin"
         output = server.output()
-        assert "shorter than 32 characters" in output
-        assert "test-key" not in output
+        assert "256 bits" in output and "openssl rand -hex 32" in output
+        assert short_key not in output
+    finally:
+        server.stop()
+
+
+def test_a_256_bit_root_key_gets_no_warning(tmp_path: Path) -> None:
+    key = secrets.token_hex(32)
+    server = spawn_server(tmp_path / "data", tmp_path / "server.log", DAKERA_ROOT_API_KEY=key)
+    try:
+        assert whoami(server.url, key).json()["scope"] == "super_admin"
+        assert "256 bits" not in server.output()
     finally:
         server.stop()
 

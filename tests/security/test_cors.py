@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dakera_server.config import Settings
-from dakera_server.engine.embeddings import EmbeddingProvider
+from dakera_server.engine.text.embedding import EmbeddingProvider
 from dakera_server.errors import ConfigError
 from tests.conftest import RunningServer, start_server
 from tests.processes import BIN, free_port

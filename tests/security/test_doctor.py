@@ -17,11 +17,12 @@ from pathlib import Path
 
 from dakera_server.config import Settings
 from dakera_server.engine.access import Scope
-from dakera_server.engine.embeddings import EmbeddingProvider
-from dakera_server.engine.keyrecords import KeyRecord
-from dakera_server.engine.keyrules import SecretHash
-from dakera_server.engine.keyusage import KeyUsage
-from dakera_server.security.doctor import FAIL, PASS, Facts, entropy_bits, examine
+from dakera_server.engine.keys.records import KeyRecord
+from dakera_server.engine.keys.rules import SecretHash
+from dakera_server.engine.keys.rules import key_entropy_bits as entropy_bits
+from dakera_server.engine.keys.usage import KeyUsage
+from dakera_server.engine.text.embedding import EmbeddingProvider
+from dakera_server.security.doctor import FAIL, PASS, Facts, examine
 from tests.conftest import ROOT_KEY, start_server
 from tests.processes import BIN
 

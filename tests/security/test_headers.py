@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from dakera_server.config import Settings
-from dakera_server.engine.embeddings import EmbeddingProvider
+from dakera_server.engine.text.embedding import EmbeddingProvider
 from dakera_server.errors import ConfigError
 from tests.conftest import ROOT_KEY, RunningServer, start_server
 from tests.processes import BIN, free_port, spawn_server

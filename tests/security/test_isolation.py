@@ -21,7 +21,7 @@ from dakera import DakeraClient
 from dakera.exceptions import AuthorizationError, NotFoundError
 
 from dakera_server.api.scopes import RouteScope, scope_table
-from dakera_server.engine.embeddings import EmbeddingProvider
+from dakera_server.engine.text.embedding import EmbeddingProvider
 from tests.conftest import ROOT_KEY, RunningServer, start_server
 from tests.security.conftest import create_key
 

@@ -19,7 +19,7 @@ import pytest
 from dakera import DakeraClient
 from dakera.exceptions import AuthenticationError, AuthorizationError, NotFoundError
 
-from dakera_server.engine.embeddings import EmbeddingProvider
+from dakera_server.engine.text.embedding import EmbeddingProvider
 from tests.conftest import ROOT_KEY, RunningServer, start_server
 from tests.processes import BIN
 from tests.security.conftest import FakeClock, create_key

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dakera_server.config import Settings
-from dakera_server.engine.embeddings import EmbeddingProvider
+from dakera_server.engine.text.embedding import EmbeddingProvider
 from dakera_server.errors import ConfigError
 from dakera_server.security.proxy import TrustedProxies
 from tests.conftest import start_server

@@ -22,7 +22,7 @@ from dakera import DakeraClient, MemoryPolicy, RateLimitError, RetryConfig
 from dakera_server.app import create_app
 from dakera_server.config import Settings
 from dakera_server.engine.core import Engine
-from dakera_server.engine.embeddings import EmbeddingProvider
+from dakera_server.engine.text.embedding import EmbeddingProvider
 from dakera_server.errors import ConfigError
 from tests.conftest import ROOT_KEY, RunningServer, start_server, wait_ready
 

@@ -23,8 +23,8 @@ from limits import RateLimitItemPerMinute, RateLimitItemPerSecond
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
 
-from dakera_server.engine.embeddings import EmbeddingProvider
-from dakera_server.engine.policies import RateLimitPolicy
+from dakera_server.engine.lifecycle.policies import RateLimitPolicy
+from dakera_server.engine.text.embedding import EmbeddingProvider
 from dakera_server.security.ratelimit import BURST_IDS, SUSTAINED_IDS, RateLimiter
 from tests.conftest import ROOT_KEY, start_server
 from tests.processes import free_port, spawn_server

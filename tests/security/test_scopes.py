@@ -23,7 +23,7 @@ import pytest
 
 from dakera_server.api.scopes import RouteScope, scope_table
 from dakera_server.engine.access import Scope
-from dakera_server.engine.embeddings import EmbeddingProvider
+from dakera_server.engine.text.embedding import EmbeddingProvider
 from tests.conftest import RunningServer, start_server
 from tests.security.conftest import create_key
 

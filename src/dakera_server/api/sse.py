@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from starlette.responses import StreamingResponse
 
-from dakera_server.engine.audit import EventStream
+from dakera_server.engine.events.audit import EventStream
 
 __all__ = ["sse_response"]
 

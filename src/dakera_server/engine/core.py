@@ -14,24 +14,26 @@ from pathlib import Path
 from typing import TypeVar
 
 from dakera_server.config import Settings
-from dakera_server.engine.audit import AuditLog
-from dakera_server.engine.embeddings import EmbeddingProvider, create_provider
-from dakera_server.engine.events import EventBus
-from dakera_server.engine.extraction import EntityService
-from dakera_server.engine.graph import Edge, KnowledgeGraph
-from dakera_server.engine.keystore import KeyStore
+from dakera_server.engine.ann.snapshots import SnapshotStore
+from dakera_server.engine.entities.service import EntityService
+from dakera_server.engine.events.audit import AuditLog
+from dakera_server.engine.events.bus import EventBus
+from dakera_server.engine.graph.knowledge_graph import KnowledgeGraph
+from dakera_server.engine.graph.model import Edge
+from dakera_server.engine.keys.store import KeyStore
 from dakera_server.engine.lifecycle.core import Lifecycle
-from dakera_server.engine.memories import Clock, MemoryEngine
-from dakera_server.engine.policies import PolicyStore
-from dakera_server.engine.sessions import SessionEngine
-from dakera_server.engine.snapshots import SnapshotStore
-from dakera_server.engine.threads import (
+from dakera_server.engine.lifecycle.policies import PolicyStore
+from dakera_server.engine.memory.engine import Clock, MemoryEngine
+from dakera_server.engine.memory.sessions import SessionEngine
+from dakera_server.engine.text.embedding import EmbeddingProvider
+from dakera_server.engine.text.providers import create_provider
+from dakera_server.engine.text.threads import (
     blas_description,
     embedding_threads,
     limit_numeric_threads,
     set_embedding_threads,
 )
-from dakera_server.engine.vectors import NamespaceEngine
+from dakera_server.engine.vectors.engine import NamespaceEngine
 from dakera_server.storage.base import CurrentCodec, PayloadCodec
 from dakera_server.storage.eventlog import EVENT_LOG_FILE, SqliteEventLog
 from dakera_server.storage.sqlite import SqliteStore
@@ -152,7 +154,7 @@ class Engine:
             if collecting:
                 gc.enable()
         self.ready = True
-        self.graph.start_backfill()  # entities of memories stored without them (graph_load.py)
+        self.graph.start_backfill()  # entities of memories stored without them (graph/load.py)
         self.lifecycle.start()  # background upkeep; resumes jobs a crash cut short
         total = time.perf_counter() - started
         logger.info(

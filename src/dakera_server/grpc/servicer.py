@@ -20,10 +20,10 @@ import orjson
 from dakera_server import API_VERSION
 from dakera_server.engine.access import Caller, Scope
 from dakera_server.engine.core import Engine
-from dakera_server.engine.vector_input import NewVector
-from dakera_server.engine.vector_scan import warm
-from dakera_server.engine.vector_search import QueryOptions, query
-from dakera_server.engine.vector_writes import delete_ids, upsert
+from dakera_server.engine.vectors.input import NewVector
+from dakera_server.engine.vectors.scan import warm
+from dakera_server.engine.vectors.search import QueryOptions, query
+from dakera_server.engine.vectors.writes import delete_ids, upsert
 from dakera_server.errors import DakeraError, Forbidden, InvalidInput, Unauthorized, Unavailable
 from dakera_server.grpc.generated import vectors_pb2 as pb
 from dakera_server.grpc.generated import vectors_pb2_grpc as pb_grpc

@@ -40,7 +40,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dakera_server.engine.access import Caller
-from dakera_server.engine.events import Event
+from dakera_server.engine.events.bus import Event
 from dakera_server.security.auth import presented_secret
 from dakera_server.security.bodylimit import BODY_REFUSED, RefusalSink
 from dakera_server.security.redaction import (

@@ -15,14 +15,14 @@ test can hand it any combination.
 from __future__ import annotations
 
 import ipaddress
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from dakera_server.config import Settings
 from dakera_server.engine.access import Scope
-from dakera_server.engine.keyrecords import KeyRecord
-from dakera_server.engine.keyusage import KeyUsage
+from dakera_server.engine.keys.records import KeyRecord
+from dakera_server.engine.keys.rules import ROOT_KEY_BITS, key_entropy_bits
+from dakera_server.engine.keys.usage import KeyUsage
 from dakera_server.security.doctor_report import (
     FAIL,
     MANUAL,
@@ -43,25 +43,15 @@ __all__ = [
     "Facts",
     "Finding",
     "Report",
-    "entropy_bits",
     "examine",
     "render_table",
 ]
 
-MIN_ROOT_BITS = 256
+MIN_ROOT_BITS = ROOT_KEY_BITS
 ROTATION_DAYS = 90
 DAY = 86_400
 # Routes an operator's root key is expected on; anything else is an application using it.
 OPERATOR_ROUTES = ("/admin", "/v1/admin", "/v1/auth/whoami", "/v1/audit", "/health", "/metrics")
-ALPHABETS = (
-    (16, frozenset("0123456789abcdef")),
-    (16, frozenset("0123456789ABCDEF")),
-    (32, frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567=")),
-    (36, frozenset("0123456789abcdefghijklmnopqrstuvwxyz")),
-    (62, frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")),
-    (64, frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ+/=-_")),
-)
-KEY_PREFIXES = ("dk_",)
 
 
 @dataclass(frozen=True)
@@ -82,27 +72,6 @@ class Facts:
     notes: dict[str, str] = field(default_factory=dict)
 
 
-def entropy_bits(secret: str) -> int:
-    """Upper bound of a key's entropy from its length and the smallest common alphabet it uses.
-
-    A key drawn uniformly from an alphabet of size A with n characters has n·log2(A) bits; this
-    cannot tell a random key from a patterned one of the same shape, so keys with few distinct
-    characters (``aaaa…``, ``abab…``) are scored by their distinct characters instead.
-    """
-    body = secret
-    for prefix in KEY_PREFIXES:
-        if body.startswith(prefix):
-            body = body[len(prefix) :]
-    if not body:
-        return 0
-    chars = set(body)
-    size = next((n for n, alphabet in ALPHABETS if chars <= alphabet), 95)
-    if len(chars) < min(size, len(body)) / 4:
-        # A pattern, not a draw from the alphabet: count only what its distinct characters say.
-        return int(len(chars) * math.log2(size))
-    return int(len(body) * math.log2(size))
-
-
 def _internal(address: str) -> bool:
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
@@ -116,7 +85,7 @@ def _root_key(settings: Settings, facts: Facts) -> Finding:
     if not settings.auth_enabled:
         return Finding("root_key_entropy", item, REQUIRED, FAIL, "authentication is disabled")
     if settings.root_api_key is not None:
-        bits = entropy_bits(settings.root_api_key)
+        bits = key_entropy_bits(settings.root_api_key)
         source = "DAKERA_ROOT_API_KEY"
     elif facts.generated_root_bits is not None:
         bits, source = facts.generated_root_bits, "the root key the server generated"

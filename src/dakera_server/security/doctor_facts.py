@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 
 from dakera_server.engine.access import Caller, Scope
-from dakera_server.engine.keystore import ROOT_KEY_ID, KeyStore
+from dakera_server.engine.keys.store import ROOT_KEY_ID, KeyStore
 from dakera_server.security.doctor import Facts
 from dakera_server.security.keys import ROOT_KEY_META
 

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from dakera_server.engine import rules
-from dakera_server.engine.filters import FIELD_OPERATORS, LOGICAL_OPERATORS
+from dakera_server.engine.vectors.filters import FIELD_OPERATORS, LOGICAL_OPERATORS
 from dakera_server.security.ssrf import url_refusal
 
 __all__ = [

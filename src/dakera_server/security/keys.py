@@ -19,14 +19,20 @@ import time
 import orjson
 
 from dakera_server.engine.access import Caller, Scope
-from dakera_server.engine.keyrules import MAX_SECRET_CHARS, SecretHash, generate_secret
-from dakera_server.engine.keystore import ROOT_KEY_ID, KeyStore
+from dakera_server.engine.keys.rules import (
+    MAX_SECRET_CHARS,
+    ROOT_KEY_BITS,
+    SecretHash,
+    generate_root_secret,
+    generate_secret,
+    key_entropy_bits,
+)
+from dakera_server.engine.keys.store import ROOT_KEY_ID, KeyStore
 from dakera_server.errors import InvalidApiKey
 
 __all__ = ["ROOT_CALLER", "KeyRing", "SecretHash", "generate_secret"]
 
 ROOT_KEY_META = "root_key_hash"
-SHORT_ROOT_KEY_CHARS = 32
 MISS_REFRESH_INTERVAL = 0.1
 SECRET_SHAPE = re.compile(r"dk_[0-9a-f]{32}")
 
@@ -41,7 +47,7 @@ class KeyRing:
         self._root: SecretHash | None = None
         self._root_lookup: str | None = None
         self.generated_root_key: str | None = None
-        self.root_key_is_short = root_key is not None and len(root_key) < SHORT_ROOT_KEY_CHARS
+        self.root_key_is_short = root_key is not None and key_entropy_bits(root_key) < ROOT_KEY_BITS
         self._miss_lock = threading.Lock()
         self._last_miss_refresh = 0.0
         if root_key is not None:
@@ -61,7 +67,7 @@ class KeyRing:
         """
         if self._root is not None or self.keys.count() > 0:
             return None
-        secret = generate_secret()
+        secret = generate_root_secret()
         digest = SecretHash.of(secret)
         lookup = self.keys.lookup_handle(secret)
         # The secret's size is kept beside its hash (``doctor`` checks the root key's entropy).

@@ -60,7 +60,7 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dakera_server.engine.policies import RateLimitPolicy
+from dakera_server.engine.lifecycle.policies import RateLimitPolicy
 from dakera_server.errors import RateLimited
 from dakera_server.security.ratewindows import (
     MOVING,

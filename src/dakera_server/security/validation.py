@@ -26,8 +26,8 @@ import orjson
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dakera_server.engine.filters import LOGICAL_OPERATORS
 from dakera_server.engine.rules import MAX_JSON_DEPTH, MAX_TAGS
+from dakera_server.engine.vectors.filters import LOGICAL_OPERATORS
 from dakera_server.errors import DakeraError, InjectionDetected, InvalidInput
 from dakera_server.security import fields
 from dakera_server.security.detectors import COMMAND, CRLF, NOSQL, SSRF, detect

@@ -4,7 +4,9 @@
 (STYLE habit 9); ``create_index`` returns an ``AdaptiveIndex`` (``adaptive.py``): exact numpy
 search while the index is small (exact, cheap below ~10k vectors, no graph), then an hnswlib
 graph (``hnsw.py``) fed by a background thread (``indexer.py``) from an exact segment that
-takes every write (``exact.py``).
+takes every write (``exact.py``). ``snapshots.py`` persists an index as sealed bytes so a restart
+need not rebuild it.
+May import: ``errors`` and ``storage`` (the payload codec) only.
 """
 
 from __future__ import annotations

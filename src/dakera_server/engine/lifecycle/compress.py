@@ -20,14 +20,15 @@ from typing import Any
 import numpy as np
 
 from dakera_server.engine.access import Caller
-from dakera_server.engine.events import EventBus
+from dakera_server.engine.events.bus import EventBus
 from dakera_server.engine.lifecycle.consolidate import PROTECTED_IMPORTANCE, merge_contents
 from dakera_server.engine.lifecycle.dedup import session_buckets, survivor_order
 from dakera_server.engine.lifecycle.jobs import JobContext
 from dakera_server.engine.lifecycle.similarity import dbscan, similar_pairs, unit_matrix
 from dakera_server.engine.lifecycle.trash import Trash
-from dakera_server.engine.memories import MemoryEngine, new_memory_id
-from dakera_server.engine.models import Memory
+from dakera_server.engine.memory.engine import MemoryEngine
+from dakera_server.engine.memory.models import Memory
+from dakera_server.engine.memory.writes import new_memory_id
 from dakera_server.engine.rules import MAX_TAGS
 
 __all__ = ["Compressor"]

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from dakera_server.engine.access import Caller
-from dakera_server.engine.events import EventBus
+from dakera_server.engine.events.bus import EventBus
 from dakera_server.engine.lifecycle.dedup import (
     WRITE_BATCH,
     fold_batch,
@@ -38,8 +38,9 @@ from dakera_server.engine.lifecycle.jobs import JobContext
 from dakera_server.engine.lifecycle.similarity import dbscan, similar_pairs, unit_matrix
 from dakera_server.engine.lifecycle.state import StateStore
 from dakera_server.engine.lifecycle.trash import Trash
-from dakera_server.engine.memories import MemoryEngine, new_memory_id
-from dakera_server.engine.models import Memory
+from dakera_server.engine.memory.engine import MemoryEngine
+from dakera_server.engine.memory.models import Memory
+from dakera_server.engine.memory.writes import new_memory_id
 from dakera_server.engine.rules import MAX_TAGS, MEMORY_TYPES, check_agent_id, check_importance
 from dakera_server.errors import Conflict, InvalidInput, MemoryNotFound
 from dakera_server.storage.base import Op

@@ -13,7 +13,7 @@ from dataclasses import asdict
 from typing import Any
 
 from dakera_server.engine.access import Caller
-from dakera_server.engine.events import EventBus
+from dakera_server.engine.events.bus import EventBus
 from dakera_server.engine.lifecycle.autopilot import AutoPilot
 from dakera_server.engine.lifecycle.compress import Compressor
 from dakera_server.engine.lifecycle.consolidate import Consolidator
@@ -21,12 +21,12 @@ from dakera_server.engine.lifecycle.decay import DecayEngine
 from dakera_server.engine.lifecycle.dedup import Deduplicator
 from dakera_server.engine.lifecycle.feedback import FeedbackEngine
 from dakera_server.engine.lifecycle.jobs import Job, JobContext, JobRegistry, Pass
+from dakera_server.engine.lifecycle.policies import MemoryPolicy
 from dakera_server.engine.lifecycle.policy import NamespacePolicies
 from dakera_server.engine.lifecycle.state import SYSTEM, StateStore
 from dakera_server.engine.lifecycle.trash import Trash
 from dakera_server.engine.lifecycle.ttl import TtlSweeper
-from dakera_server.engine.memories import MemoryEngine
-from dakera_server.engine.policies import MemoryPolicy
+from dakera_server.engine.memory.engine import MemoryEngine
 from dakera_server.engine.rules import MEMORY_TYPES, check_agent_id, check_importance
 from dakera_server.errors import InvalidInput, Unavailable
 from dakera_server.storage.base import Store

@@ -10,9 +10,9 @@ restarts the age (``last_accessed_at``), and every past hit stretches the half-l
 (``× (1 + 0.5·ln(1 + access_count))``, spaced repetition). A memory flagged by feedback decays
 four times faster.
 
-``decayed_importance`` is a pure function that recall ranking calls at query time, so ranking
-is right whether or not a cycle has run. The decay cycle persists the decayed value into
-``importance`` (what clients see) and hard-deletes memories that fell below
+``decayed_importance`` (``memory/decay.py``) is a pure function that recall ranking calls at
+query time, so ranking is right whether or not a cycle has run. The decay cycle persists the
+decayed value into ``importance`` (what clients see) and hard-deletes memories that fell below
 ``min_importance``. So that persisting does not bend the curve, the cycle records where the
 curve started in ``metadata._dakera_decay`` (``base``, ``since``, ``at``, ``value``); a later
 client change (importance no longer ``value``, or ``updated_at > at``) or recall hit
@@ -26,105 +26,35 @@ was set (§4.5) overrides the strategy per type (``<type>_decay``) and, if given
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from dakera_server.engine.access import agent_namespace
 from dakera_server.engine.lifecycle.state import SYSTEM, StateStore
-from dakera_server.engine.models import Memory
+from dakera_server.engine.memory.decay import (
+    DECAY_KEY,
+    STRATEGIES,
+    DecayPolicy,
+    curve_origin,
+    decayed_importance,
+)
+from dakera_server.engine.memory.models import Memory
 from dakera_server.engine.rules import MEMORY_TYPES, check_importance
 from dakera_server.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from dakera_server.engine.events import EventBus
+    from dakera_server.engine.events.bus import EventBus
     from dakera_server.engine.lifecycle.jobs import JobContext
-    from dakera_server.engine.memories import MemoryEngine
+    from dakera_server.engine.memory.engine import MemoryEngine
 
-__all__ = [
-    "DECAY_KEY",
-    "DEFAULT_DECAY_POLICY",
-    "FLAG_KEY",
-    "STRATEGIES",
-    "DecayConfig",
-    "DecayEngine",
-    "DecayPolicy",
-    "PolicySource",
-    "curve",
-    "decayed_importance",
-]
+__all__ = ["DecayConfig", "DecayEngine", "PolicySource"]
 
-STRATEGIES = ("exponential", "linear", "step", "power_law", "logarithmic", "flat")
-DECAY_KEY = "_dakera_decay"
-FLAG_KEY = "_dakera_decay_flag"
-FLAG_HALF_LIFE_FACTOR = 0.25
-ACCESS_REINFORCEMENT = 0.5
 PERSIST_EPSILON = 0.005  # smaller changes are not worth a write; the curve stays exact anyway
 BATCH = 500
 
 # The namespace's stored memory policy (§4.5) or None when none was set.
 PolicySource = Callable[[str], Mapping[str, Any] | None]
-
-
-@dataclass(frozen=True)
-class DecayPolicy:
-    """The curve and half-life that apply to one memory."""
-
-    strategy: str = "exponential"
-    half_life_hours: float = 168.0
-
-
-DEFAULT_DECAY_POLICY = DecayPolicy()
-
-
-def curve(strategy: str, x: float) -> float:
-    """Remaining fraction after ``x`` half-lives (``x ≥ 0``); 0.5 at ``x = 1`` except ``flat``."""
-    if strategy == "flat" or x <= 0.0:
-        return 1.0
-    if strategy == "exponential":
-        return math.pow(0.5, x)
-    if strategy == "linear":
-        return max(0.0, 1.0 - x / 2.0)
-    if strategy == "step":
-        return math.pow(0.5, math.floor(x))
-    if strategy == "power_law":
-        return 1.0 / (1.0 + x)
-    if strategy == "logarithmic":
-        return 1.0 / (1.0 + math.log2(1.0 + x))
-    raise InvalidInput(f"unknown decay strategy '{strategy}'")
-
-
-def _origin(memory: Memory) -> tuple[float, int]:
-    """Where the memory's current curve started: ``(base importance, since)``."""
-    anchor = max(memory.created_at, memory.last_accessed_at, memory.updated_at)
-    state = (memory.metadata or {}).get(DECAY_KEY)
-    if isinstance(state, dict):
-        base, since, at = state.get("base"), state.get("since"), state.get("at")
-        if (
-            isinstance(base, int | float)
-            and isinstance(since, int)
-            and isinstance(at, int)
-            and state.get("value") == memory.importance
-            and memory.last_accessed_at <= since
-            and memory.updated_at <= at
-        ):
-            return float(base), since
-    return memory.importance, anchor
-
-
-def _effective_half_life(memory: Memory, policy: DecayPolicy) -> float:
-    hours = policy.half_life_hours * (1.0 + ACCESS_REINFORCEMENT * math.log1p(memory.access_count))
-    if memory.metadata and memory.metadata.get(FLAG_KEY) is True:
-        hours *= FLAG_HALF_LIFE_FACTOR
-    return hours
-
-
-def decayed_importance(memory: Memory, now: float, policy: DecayPolicy) -> float:
-    """The memory's importance at ``now`` under ``policy`` (what ranking uses)."""
-    base, since = _origin(memory)
-    age_hours = max(0.0, now - since) / 3600.0
-    return base * curve(policy.strategy, age_hours / _effective_half_life(memory, policy))
 
 
 def _check_strategy(value: Any, field_name: str = "strategy") -> str:
@@ -296,7 +226,7 @@ class DecayEngine:
             if value < floor:
                 changes.append((memory, None))
             elif abs(value - memory.importance) >= PERSIST_EPSILON:
-                base, since = _origin(memory)
+                base, since = curve_origin(memory)
                 copy = Memory(**memory.__dict__)
                 copy.importance = round(value, 6)
                 state = {"base": base, "since": since, "at": now, "value": copy.importance}

@@ -20,13 +20,13 @@ from typing import Any
 import numpy as np
 
 from dakera_server.engine.access import Caller
-from dakera_server.engine.agents import AgentMemories
-from dakera_server.engine.events import EventBus
+from dakera_server.engine.events.bus import EventBus
 from dakera_server.engine.lifecycle.jobs import JobContext
 from dakera_server.engine.lifecycle.similarity import leader_groups, similar_pairs, unit_matrix
 from dakera_server.engine.lifecycle.trash import Trash, TrashEntry
-from dakera_server.engine.memories import MemoryEngine
-from dakera_server.engine.models import Memory
+from dakera_server.engine.memory.agents import AgentMemories
+from dakera_server.engine.memory.engine import MemoryEngine
+from dakera_server.engine.memory.models import Memory
 from dakera_server.engine.rules import MAX_TAGS
 from dakera_server.storage.base import Op
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 from typing import Any
 
 from dakera_server.engine.access import Caller
-from dakera_server.engine.events import EventBus
-from dakera_server.engine.lifecycle.decay import FLAG_KEY
-from dakera_server.engine.memories import MemoryEngine
-from dakera_server.engine.models import Memory
+from dakera_server.engine.events.bus import EventBus
+from dakera_server.engine.memory.decay import FLAG_KEY
+from dakera_server.engine.memory.engine import MemoryEngine
+from dakera_server.engine.memory.models import Memory
 from dakera_server.errors import InvalidInput, Unavailable
 
 __all__ = ["HISTORY_KEY", "SIGNALS", "FeedbackEngine"]

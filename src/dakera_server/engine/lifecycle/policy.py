@@ -1,4 +1,4 @@
-"""How the per-namespace memory policy (``engine/policies.py``, §4.5) reaches the lifecycle.
+"""How the per-namespace memory policy (``policies.py``, §4.5) reaches the lifecycle jobs.
 
 The policy store answers SDK defaults for every namespace. A namespace's policy takes over from
 the global configuration only once it was customised (``PUT .../memory_policy`` with values
@@ -19,8 +19,8 @@ from dataclasses import asdict
 from typing import Any
 
 from dakera_server.engine.access import agent_namespace
-from dakera_server.engine.models import Memory
-from dakera_server.engine.policies import MemoryPolicy
+from dakera_server.engine.lifecycle.policies import MemoryPolicy
+from dakera_server.engine.memory.models import Memory
 
 __all__ = ["NamespacePolicies"]
 

@@ -19,10 +19,10 @@ import numpy.typing as npt
 import orjson
 
 from dakera_server.engine.access import Caller
-from dakera_server.engine.events import EventBus
+from dakera_server.engine.events.bus import EventBus
 from dakera_server.engine.lifecycle.state import SYSTEM
-from dakera_server.engine.memories import MemoryEngine
-from dakera_server.engine.models import Memory
+from dakera_server.engine.memory.engine import MemoryEngine
+from dakera_server.engine.memory.models import Memory
 from dakera_server.errors import Conflict, NotFound
 from dakera_server.storage.base import Op
 

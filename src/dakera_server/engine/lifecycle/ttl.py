@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dakera_server.engine.access import AGENT_NAMESPACE_PREFIX, agent_namespace
-from dakera_server.engine.events import EventBus
+from dakera_server.engine.events.bus import EventBus
 from dakera_server.engine.lifecycle.jobs import JobContext
 from dakera_server.engine.lifecycle.state import SYSTEM
 from dakera_server.engine.lifecycle.trash import Trash
-from dakera_server.engine.memories import MemoryEngine
+from dakera_server.engine.memory.engine import MemoryEngine
 
 __all__ = ["SweepReport", "TtlSweeper"]
 

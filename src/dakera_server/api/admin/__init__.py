@@ -1,0 +1,1 @@
+"""Routers of administration: API keys, namespace policies, encryption rotation, the audit log."""

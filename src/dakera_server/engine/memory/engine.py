@@ -1,0 +1,474 @@
+"""The memory engine: store, read, update and forget agent memories, durably.
+
+A write is validated whole, embedded, committed to the store in one batch, and only then put
+into the in-memory indexes, so a rejected request writes nothing and an acknowledged one is both
+durable and immediately recallable.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from dakera_server.engine.access import Caller
+from dakera_server.engine.ann.snapshots import SnapshotStore
+from dakera_server.engine.events.bus import EventBus
+from dakera_server.engine.memory.agents import AgentMemories
+from dakera_server.engine.memory.decay import DEFAULT_DECAY_POLICY, DecayPolicy
+from dakera_server.engine.memory.models import Memory
+from dakera_server.engine.memory.snapshots import restore_agent_index, save_agent_index
+from dakera_server.engine.memory.writes import (
+    NewMemory,
+    StoreOutcome,
+    Truncation,
+    apply_changes,
+    validate_new,
+)
+from dakera_server.engine.rules import (
+    check_importance,
+)
+from dakera_server.engine.text.embedding import EmbeddingProvider
+from dakera_server.errors import InvalidInput, MemoryNotFound, NamespaceAccessDenied
+from dakera_server.storage.base import Op, Store
+
+__all__ = ["Clock", "MemoryEngine"]
+
+Clock = Callable[[], float]
+
+
+class MemoryEngine:
+    """Agent memories: validation, embedding, durable writes, and the in-memory indexes."""
+
+    def __init__(
+        self,
+        store: Store,
+        embedder: EmbeddingProvider,
+        *,
+        max_content_bytes: int,
+        exact_threshold: int,
+        clock: Clock = time.time,
+        events: EventBus | None = None,
+    ) -> None:
+        self.storage = store
+        self.embedder = embedder
+        self.max_content_bytes = max_content_bytes
+        self.exact_threshold = exact_threshold
+        self.clock = clock
+        self.events = events if events is not None else EventBus(clock)
+        self._agents: dict[str, AgentMemories] = {}
+        self._owners: dict[str, set[str]] = {}
+        self._agents_lock = threading.Lock()
+        self._dirty: dict[tuple[str, str], Memory] = {}
+        self._dirty_lock = threading.Lock()
+        # Set by the engine: where agent index snapshots live (None: always rebuild).
+        self.snapshots: SnapshotStore | None = None
+        # Set by the lifecycle engine: the decay curve that applies to a memory (recall ranking).
+        self.decay_policy: Callable[[Memory], DecayPolicy] = lambda _m: DEFAULT_DECAY_POLICY
+        # Set by the lifecycle engine from the namespace memory policy: per-type default TTL,
+        # and the expiry a recall hit extends to (spaced repetition).
+        self.default_ttl: Callable[[str, str], int | None] = lambda _agent, _type: None
+        self.extended_expiry: Callable[[Memory, int], int | None] = lambda m, _now: m.expires_at
+        # Derived data (knowledge graph, entities): called after memories are committed and
+        # indexed with these vectors, and after memories are deleted.
+        self.on_indexed: list[Callable[[Sequence[Memory], npt.NDArray[np.float32]], None]] = []
+        self.on_forgotten: list[Callable[[str, Sequence[Memory]], None]] = []
+
+    # ----------------------------------------------------------------- loading
+    def load(self) -> int:
+        """Rebuild every agent's indexes from the store; returns the number of memories."""
+        by_agent: dict[str, list[tuple[Memory, bytes | None]]] = {}
+        for row in self.storage.iter_rows("memories"):
+            memory = Memory.from_payload(row.payload)
+            by_agent.setdefault(memory.agent_id, []).append((memory, row.vector))
+        total = 0
+        dim = self.embedder.dimension
+        for agent_id, rows in by_agent.items():
+            memories = [m for m, _ in rows]
+            vectors = np.zeros((len(rows), dim), dtype=np.float32)
+            stale: list[int] = []
+            for index, (_, blob) in enumerate(rows):
+                if blob is not None and len(blob) == dim * 4:
+                    vectors[index] = np.frombuffer(blob, dtype=np.float32)
+                else:
+                    stale.append(index)
+            if stale:
+                # The embedding model changed since these were stored: embed them again, once.
+                fresh = self.embedder.embed([memories[i].content for i in stale]).vectors
+                vectors[stale] = fresh
+                self.storage.write([self._put_op(memories[i], vectors[i]) for i in stale])
+            agent = self._agent(agent_id, create=True)
+            restored = None
+            if self.snapshots is not None and len(memories) >= self.exact_threshold:
+                blobs = {m.id: vectors[i].tobytes() for i, m in enumerate(memories)}
+                restored = restore_agent_index(self.snapshots, agent_id, dim, blobs)
+            if restored is None:
+                # No snapshot is written here: the HNSW graph is built in the background after
+                # this returns, so one taken now would hold only the exact segment (rebuilt from
+                # the store as fast as it is read) and cost seconds behind the indexer's lock.
+                agent.put_many(memories, vectors)
+            else:
+                agent.adopt(memories, restored)
+            for memory in memories:
+                self._owners.setdefault(memory.id, set()).add(agent_id)
+            total += len(memories)
+        return total
+
+    def save_snapshots(self) -> int:
+        """Snapshot every agent index big enough for HNSW (at shutdown); returns how many."""
+        if self.snapshots is None:
+            return 0
+        saved = 0
+        with self._agents_lock:
+            agents = [a for a in self._agents.values() if len(a) >= self.exact_threshold]
+        for agent in agents:
+            blobs = {
+                row.key: row.vector
+                for row in self.storage.iter_rows("memories", agent.agent_id)
+                if row.vector is not None
+            }
+            with agent.lock:
+                save_agent_index(self.snapshots, agent.agent_id, agent.vectors, blobs)
+            saved += 1
+        return saved
+
+    # ----------------------------------------------------------------- lookups
+    def _agent(self, agent_id: str, *, create: bool = False) -> AgentMemories:
+        with self._agents_lock:
+            agent = self._agents.get(agent_id)
+            if agent is None:
+                if not create:
+                    raise MemoryNotFound(f"agent '{agent_id}' has no memories")
+                agent = AgentMemories(
+                    agent_id, self.embedder.dimension, exact_threshold=self.exact_threshold
+                )
+                self._agents[agent_id] = agent
+            return agent
+
+    def ensure_agent(self, agent_id: str) -> bool:
+        """Make an (empty) agent exist in memory; True if it was new."""
+        with self._agents_lock:
+            known = agent_id in self._agents
+        if not known:
+            self._agent(agent_id, create=True)
+        return not known
+
+    def counts(self) -> dict[str, int]:
+        """How many agents and memories are held (for metrics)."""
+        with self._agents_lock:
+            agents = list(self._agents.values())
+        return {"agents": len(agents), "memories": sum(len(a) for a in agents)}
+
+    def agent(self, caller: Caller, agent_id: str) -> AgentMemories | None:
+        """The agent's state if it exists and the caller may see it."""
+        if not caller.can_see_agent(agent_id):
+            return None
+        with self._agents_lock:
+            return self._agents.get(agent_id)
+
+    def agent_ids(self, caller: Caller) -> list[str]:
+        """Agents with memories that the caller may see, sorted."""
+        with self._agents_lock:
+            names = list(self._agents)
+        return sorted(a for a in names if caller.can_see_agent(a))
+
+    def live(self, agent: AgentMemories) -> list[Memory]:
+        """The agent's memories that have not expired."""
+        now = self.clock()
+        with agent.lock:
+            return [m for m in agent.memories.values() if not m.is_expired(now)]
+
+    def get(self, caller: Caller, memory_id: str, agent_id: str | None = None) -> Memory:
+        """One memory by id; without ``agent_id``, looked up across the caller's agents."""
+        if agent_id is not None:
+            agent = self.agent(caller, agent_id)
+            memory = None if agent is None else agent.memories.get(memory_id)
+            if memory is None or memory.is_expired(self.clock()):
+                raise MemoryNotFound(f"memory '{memory_id}' not found", resource="memory")
+            return memory
+        holders = sorted(a for a in self._owners.get(memory_id, ()) if caller.can_see_agent(a))
+        found = [self.get(caller, memory_id, a) for a in holders]
+        if not found:
+            raise MemoryNotFound(f"memory '{memory_id}' not found", resource="memory")
+        if len(found) > 1:
+            raise InvalidInput(
+                f"memory id '{memory_id}' exists for several agents ({', '.join(holders)}); "
+                "pass agent_id"
+            )
+        return found[0]
+
+    # ------------------------------------------------------------------ writes
+    def store(
+        self, caller: Caller, items: Sequence[NewMemory], extra_ops: Iterable[Op] = ()
+    ) -> StoreOutcome:
+        """Validate, embed and durably store ``items`` (all or nothing), then index them.
+
+        ``extra_ops`` are committed in the same transaction (session activity, say).
+        """
+        now = int(self.clock())
+        batch = len(items) > 1
+        memories = [
+            validate_new(
+                item,
+                now,
+                max_content_bytes=self.max_content_bytes,
+                default_ttl=self.default_ttl,
+                where=f"memories[{i}]." if batch else "",
+            )
+            for i, item in enumerate(items)
+        ]
+        seen: set[tuple[str, str]] = set()
+        for memory in memories:
+            if not caller.can_see_agent(memory.agent_id):
+                raise NamespaceAccessDenied(f"this key may not write agent '{memory.agent_id}'")
+            key = (memory.agent_id, memory.id)
+            if key in seen:
+                raise InvalidInput(f"memory id '{memory.id}' appears twice in the batch")
+            seen.add(key)
+        started = time.perf_counter()
+        embedded = self.embedder.embed([m.content for m in memories])
+        embedding_ms = (time.perf_counter() - started) * 1000.0
+        truncations = [
+            Truncation(
+                m.id,
+                embedded.content_tokens[i],
+                embedded.embedded_tokens[i],
+                self.embedder.max_tokens,
+            )
+            for i, m in enumerate(memories)
+            if embedded.truncated(i)
+        ]
+        by_agent: dict[str, list[int]] = {}
+        for index, memory in enumerate(memories):
+            by_agent.setdefault(memory.agent_id, []).append(index)
+        with ExitStack() as held:
+            # The write and the index update under the agents' locks (in a fixed order), so
+            # the store and the indexes see concurrent writes to one memory in the same order.
+            agents = {a: self._agent(a, create=True) for a in sorted(by_agent)}
+            for agent in agents.values():
+                held.enter_context(agent.lock)
+            self._keep_created_at(memories)
+            for memory in memories:
+                if not memory.seq:
+                    memory.seq = agents[memory.agent_id].next_seq()
+            ops = [self._put_op(m, embedded.vectors[i]) for i, m in enumerate(memories)]
+            ops.extend(extra_ops)
+            self.storage.write(ops)
+            for agent_id, indexes in by_agent.items():
+                agents[agent_id].put_many([memories[i] for i in indexes], embedded.vectors[indexes])
+                for i in indexes:
+                    self._owners.setdefault(memories[i].id, set()).add(agent_id)
+        for memory in memories:
+            self.events.emit(
+                "stored",
+                agent_id=memory.agent_id,
+                memory_id=memory.id,
+                session_id=memory.session_id,
+                importance=memory.importance,
+                content=memory.content,
+                tags=tuple(memory.tags),
+            )
+        for hook in self.on_indexed:
+            hook(memories, embedded.vectors)
+        return StoreOutcome(memories, truncations, embedding_ms)
+
+    def _keep_created_at(self, memories: list[Memory]) -> None:
+        """Re-storing a client id replaces the memory but keeps when it was first created."""
+        for memory in memories:
+            with self._agents_lock:
+                agent = self._agents.get(memory.agent_id)
+            old = None if agent is None else agent.memories.get(memory.id)
+            if old is not None:
+                memory.created_at = old.created_at
+                memory.access_count = old.access_count
+                memory.seq = old.seq
+
+    def _put_op(self, memory: Memory, vector: npt.NDArray[np.float32] | None) -> Op:
+        blob = None if vector is None else np.ascontiguousarray(vector, np.float32).tobytes()
+        return Op.put(
+            "memories", memory.id, memory.to_payload(), group=memory.agent_id, vector=blob
+        )
+
+    def update(
+        self, caller: Caller, agent_id: str, memory_id: str, changes: dict[str, Any]
+    ) -> tuple[Memory, Truncation | None]:
+        """Apply ``changes`` (content, metadata, memory_type, importance, tags) durably.
+
+        The changes are checked and the new content embedded first; then, under the agent's
+        lock, they are applied to the memory as it is *then* (a concurrent update is not
+        undone, a concurrent forget is not undone either: the update answers 404).
+        """
+        current = self.get(caller, memory_id, agent_id)
+        now = int(self.clock())
+        self._apply_changes(current, changes, now)  # refuse bad input before any work
+        content = changes.get("content")
+        embedded = None
+        if isinstance(content, str) and content != current.content:
+            embedded = self.embedder.embed([content])
+        agent = self._agent(agent_id)
+        with agent.lock:
+            latest = agent.memories.get(memory_id)
+            if latest is None or latest.is_expired(self.clock()):
+                raise MemoryNotFound(f"memory '{memory_id}' not found", resource="memory")
+            updated = self._apply_changes(latest, changes, now)
+            if updated.content == latest.content:
+                embedded = None
+            elif embedded is None:  # content changed meanwhile back to what we were given
+                embedded = self.embedder.embed([updated.content])
+            new_vector = None if embedded is None else embedded.vectors[0]
+            vector = new_vector if new_vector is not None else agent.vectors.get_vector(memory_id)
+            self.storage.write([self._put_op(updated, vector)])
+            agent.replace_text(updated, new_vector)
+        truncation = None
+        if embedded is not None and embedded.truncated(0):
+            truncation = Truncation(
+                memory_id,
+                embedded.content_tokens[0],
+                embedded.embedded_tokens[0],
+                self.embedder.max_tokens,
+            )
+        if new_vector is not None:
+            for hook in self.on_indexed:
+                hook([updated], new_vector.reshape(1, -1))
+        return updated, truncation
+
+    def _apply_changes(self, current: Memory, changes: dict[str, Any], now: int) -> Memory:
+        return apply_changes(current, changes, now, max_content_bytes=self.max_content_bytes)
+
+    def set_importance(
+        self, caller: Caller, agent_id: str, memory_ids: Sequence[str], importance: Any
+    ) -> list[Memory]:
+        """Set the importance of several memories in one durable write."""
+        value = check_importance(importance)
+        for memory_id in memory_ids:
+            self.get(caller, memory_id, agent_id)  # 404 for an unknown id, before any write
+        now = int(self.clock())
+        agent = self._agent(agent_id)
+        updated = []
+        with agent.lock:
+            for memory_id in memory_ids:
+                latest = agent.memories.get(memory_id)
+                if latest is None:  # forgotten meanwhile
+                    raise MemoryNotFound(f"memory '{memory_id}' not found", resource="memory")
+                copy = Memory(**{**latest.__dict__})
+                copy.importance = value
+                copy.updated_at = now
+                updated.append(copy)
+            self.storage.write([self._put_op(m, agent.vectors.get_vector(m.id)) for m in updated])
+            for memory in updated:
+                agent.replace_text(memory, None)
+        for memory in updated:
+            self.events.emit(
+                "importance_updated",
+                agent_id=agent_id,
+                memory_id=memory.id,
+                importance=memory.importance,
+            )
+        return updated
+
+    def forget(self, caller: Caller, agent_id: str, memory_ids: Iterable[str]) -> list[Memory]:
+        """Delete memories durably; unknown ids are skipped. Returns what was deleted."""
+        agent = self.agent(caller, agent_id)
+        if agent is None:
+            return []
+        with agent.lock:
+            targets = [agent.memories[i] for i in dict.fromkeys(memory_ids) if i in agent.memories]
+            if not targets:
+                return []
+            self.storage.write([Op.delete("memories", m.id, group=agent_id) for m in targets])
+            removed = agent.remove(m.id for m in targets)
+        for forgotten in self.on_forgotten:
+            forgotten(agent_id, removed)
+        self._disown(agent_id, removed)
+        for memory in removed:
+            self.events.emit("forgotten", agent_id=agent_id, memory_id=memory.id)
+        return removed
+
+    def _disown(self, agent_id: str, removed: Iterable[Memory]) -> None:
+        """Drop ``agent_id`` from the owners of memories it no longer holds."""
+        for memory in removed:
+            owners = self._owners.get(memory.id)
+            if owners is not None:
+                owners.discard(agent_id)
+                if not owners:
+                    self._owners.pop(memory.id, None)
+
+    def apply(
+        self,
+        agent_id: str,
+        *,
+        put: Sequence[tuple[Memory, npt.NDArray[np.float32] | None]] = (),
+        delete: Sequence[str] = (),
+        extra_ops: Sequence[Op] = (),
+        unchanged: Sequence[Memory] = (),
+    ) -> bool:
+        """Commit engine-made changes to one agent in one atomic durable write, then index them.
+
+        Lifecycle jobs (decay, feedback, deduplication, consolidation, TTL, restore) change
+        memories no client sent. A ``None`` vector keeps the indexed one. Everything, including
+        ``extra_ops`` (trash rows, say), commits together, so an interrupted job leaves each call
+        applied or not. ``unchanged`` are the memories the change was computed from: if one is no
+        longer the current object (updated, forgotten), nothing is written and False is
+        returned. Only the check, the write and the index swap hold the agent's lock (recall
+        waits on it); derived-data hooks run after it is released.
+        """
+        agent = self._agent(agent_id, create=True)
+        vectors = [v if v is not None else agent.vectors.get_vector(m.id) for m, v in put]
+        ops = [self._put_op(m, v) for (m, _), v in zip(put, vectors, strict=True)]
+        ops += [Op.delete("memories", memory_id, group=agent_id) for memory_id in delete]
+        fresh = [(m, v) for m, v in put if v is not None]
+        with agent.lock:
+            if any(agent.memories.get(m.id) is not m for m in unchanged):
+                return False
+            self.storage.write([*ops, *extra_ops])
+            if fresh:
+                agent.put_many([m for m, _ in fresh], np.stack([v for _, v in fresh]))
+            for memory, vector in put:
+                if vector is None:
+                    agent.replace_text(memory, None)
+                self._owners.setdefault(memory.id, set()).add(agent_id)
+            gone = agent.remove(delete)
+        for hook in self.on_indexed if fresh else ():
+            hook([m for m, _ in fresh], np.stack([v for _, v in fresh]))
+        for forgotten in self.on_forgotten if gone else ():
+            forgotten(agent_id, gone)
+        self._disown(agent_id, gone)
+        return True
+
+    # -------------------------------------------------------------- access stats
+    def touch(self, memories: Iterable[Memory]) -> None:
+        """Count a recall hit; persisted by ``flush_access_stats`` (not on the hot path)."""
+        now = int(self.clock())
+        touched = list(memories)
+        with self._dirty_lock:
+            for memory in touched:
+                memory.access_count += 1
+                memory.last_accessed_at = now
+                memory.expires_at = self.extended_expiry(memory, now)
+                self._dirty[(memory.agent_id, memory.id)] = memory
+        for memory in touched:
+            self.events.emit(
+                "recalled",
+                agent_id=memory.agent_id,
+                memory_id=memory.id,
+                importance=memory.importance,
+            )
+
+    def flush_access_stats(self) -> int:
+        """Persist access counters changed since the last flush; returns how many."""
+        with self._dirty_lock:
+            dirty, self._dirty = self._dirty, {}
+        ops = []
+        for (agent_id, memory_id), memory in dirty.items():
+            with self._agents_lock:
+                agent = self._agents.get(agent_id)
+            if agent is None or agent.memories.get(memory_id) is not memory:
+                continue
+            ops.append(self._put_op(memory, agent.vectors.get_vector(memory_id)))
+        self.storage.write(ops)
+        return len(ops)

@@ -1,0 +1,449 @@
+"""The namespace engine: isolated vector stores with their own ANN and BM25 indexes.
+
+A data namespace (dakera-api.md §3.2-3.6) is created explicitly or by its first write, holds
+records (``engine/vectors/namespace.py``) and answers searches (``engine/vectors/search.py``). This
+module owns the namespaces' lifecycle and every write.
+
+Writes, whatever route or transport they come from, go through ``_write``: validate and embed
+outside any lock, then under the namespace's lock check against the namespace, commit the
+records *and* the namespace row (with its revision bumped) in one durable ``store.write``, and
+only then change the in-memory indexes. A batch is all or nothing.
+
+Isolation: a namespace the caller may not see behaves exactly like a missing one (404
+``NAMESPACE_NOT_FOUND``), for reads and writes alike, and a write by such a caller never
+creates it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from dakera_server.engine.access import AGENT_NAMESPACE_PREFIX, Caller
+from dakera_server.engine.ann import Metric
+from dakera_server.engine.ann.snapshots import SnapshotStore
+from dakera_server.engine.events.bus import EventBus
+from dakera_server.engine.memory.engine import Clock, MemoryEngine
+from dakera_server.engine.rules import check_namespace_name
+from dakera_server.engine.text.embedding import EmbeddingProvider
+from dakera_server.engine.vectors.input import check_dimension, check_distance, check_index_type
+from dakera_server.engine.vectors.load import load_namespace, snapshot_of
+from dakera_server.engine.vectors.namespace import (
+    NamespaceInfo,
+    NamespaceView,
+    VectorNamespace,
+    VectorRecord,
+)
+from dakera_server.errors import (
+    DimensionMismatch,
+    InvalidInput,
+    NamespaceNotFound,
+    Unavailable,
+    UnprocessableContent,
+)
+from dakera_server.storage.base import CurrentCodec, IdentityCodec, Op, Store
+
+__all__ = ["NamespaceEngine", "NamespaceView", "WritePlan"]
+
+logger = logging.getLogger("dakera_server.vectors")
+
+SNAPSHOT_INTERVAL_SECONDS = 30.0
+SNAPSHOT_MIN_VECTORS = 1000  # smaller namespaces rebuild from the store in well under a second
+
+
+@dataclass
+class WritePlan:
+    """What one write commits (``ops``) and then applies in memory (``apply``)."""
+
+    ops: list[Op]
+    apply: Callable[[], None]
+    count: int
+    op: str = "upserted"
+    dimension: int | None = None
+    result: Any = None
+
+
+def not_found(name: str) -> NamespaceNotFound:
+    """The one answer for a missing *or* invisible namespace."""
+    return NamespaceNotFound(f"namespace '{name}' not found", resource="namespace")
+
+
+class NamespaceEngine:
+    """Every data namespace of the server, their writes, and their persistence."""
+
+    def __init__(
+        self,
+        store: Store,
+        embedder: EmbeddingProvider,
+        events: EventBus,
+        memories: MemoryEngine,
+        *,
+        data_dir: Path,
+        exact_threshold: int,
+        clock: Clock = time.time,
+        snapshot_interval: float = SNAPSHOT_INTERVAL_SECONDS,
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.events = events
+        self.memories = memories
+        self.exact_threshold = exact_threshold
+        self.clock = clock
+        self.snapshots = SnapshotStore(Path(data_dir) / "snapshots", CurrentCodec(store))
+        self.snapshot_interval = snapshot_interval
+        self._namespaces: dict[str, VectorNamespace] = {}
+        self._lock = threading.Lock()  # guards the dict
+        self._create_lock = threading.Lock()  # one namespace creation at a time
+        self._stop = threading.Event()
+        self._snapshotter: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def load(self) -> int:
+        """Rebuild every namespace from the store (index snapshots make it fast); returns
+        the number of records. Starts the background snapshot writer."""
+        infos = [
+            info
+            for row in self.store.iter_rows("namespaces")
+            if (info := NamespaceInfo.from_payload(row.payload)) is not None
+        ]
+        total = 0
+        for info in infos:
+            namespace = load_namespace(self.store, self.snapshots, self._new_namespace(info))
+            total += len(namespace.records)
+            with self._lock:
+                self._namespaces[info.name] = namespace
+        if self.snapshot_interval > 0 and self._snapshotter is None:
+            self._snapshotter = threading.Thread(
+                target=self._snapshot_loop, name="dakera-snapshots", daemon=True
+            )
+            self._snapshotter.start()
+        return total
+
+    def close(self) -> None:
+        """Stop the snapshot writer and snapshot every namespace that changed."""
+        self._stop.set()
+        if self._snapshotter is not None:
+            self._snapshotter.join()
+            self._snapshotter = None
+        self.write_snapshots(force=True)
+
+    def _snapshot_loop(self) -> None:
+        while not self._stop.wait(self.snapshot_interval):
+            try:
+                self.write_snapshots()
+            except OSError:
+                logger.exception("writing index snapshots failed; will retry")
+
+    def write_snapshots(self, *, force: bool = False) -> int:
+        """Snapshot namespaces whose revision moved since their last snapshot; returns how
+        many were written. Without ``force``, namespaces under 1000 vectors are skipped."""
+        with self._lock:
+            namespaces = list(self._namespaces.values())
+        written = 0
+        for namespace in namespaces:
+            if namespace.snapshot_revision == namespace.info.revision:
+                continue
+            if not force and namespace.vector_count() < SNAPSHOT_MIN_VECTORS:
+                continue
+            with namespace.lock:
+                if namespace.deleted:
+                    continue
+                snapshot = snapshot_of(namespace)
+            if snapshot is None:
+                continue
+            self.snapshots.save(snapshot)
+            namespace.snapshot_revision = snapshot.revision
+            written += 1
+        return written
+
+    def _new_namespace(self, info: NamespaceInfo) -> VectorNamespace:
+        return VectorNamespace(
+            info, exact_threshold=self.exact_threshold, vector_source=self._stored_blob
+        )
+
+    def _stored_blob(self, name: str, record_id: str) -> bytes | None:
+        row = self.store.get_row("vectors", record_id, name)
+        return None if row is None else row.vector
+
+    # ------------------------------------------------------------------ lookups
+    def get(self, caller: Caller, name: str) -> VectorNamespace:
+        """A data namespace the caller may see; 404 otherwise (missing and hidden look alike)."""
+        if not isinstance(name, str) or not caller.can_see(name):
+            raise not_found(str(name))
+        with self._lock:
+            namespace = self._namespaces.get(name)
+        if namespace is None:
+            agent_id = name.removeprefix(AGENT_NAMESPACE_PREFIX)
+            if agent_id != name and self.memories.agent(caller, agent_id) is not None:
+                raise InvalidInput(
+                    f"namespace '{name}' holds an agent's memories; use the memory routes for it"
+                )
+            raise not_found(name)
+        return namespace
+
+    def names(self, caller: Caller) -> dict[str, str]:
+        """Visible namespaces → kind (``data`` or ``agent``), sorted by name."""
+        with self._lock:
+            data = [n for n in self._namespaces if caller.can_see(n)]
+        kinds = dict.fromkeys(data, "data")
+        for agent_id in self.memories.agent_ids(caller):
+            kinds[AGENT_NAMESPACE_PREFIX + agent_id] = "agent"
+        return dict(sorted(kinds.items()))
+
+    def describe(self, caller: Caller, name: str) -> NamespaceView:
+        """A data or agent namespace's configuration and counts."""
+        if name.startswith(AGENT_NAMESPACE_PREFIX) and caller.can_see(name):
+            agent = self.memories.agent(caller, name[len(AGENT_NAMESPACE_PREFIX) :])
+            if agent is not None:
+                return NamespaceView(
+                    name=name,
+                    kind="agent",
+                    dimension=self.embedder.dimension,
+                    distance="cosine",
+                    vector_count=len(agent),
+                    search_backend=str(getattr(agent.vectors, "backend", "exact")),
+                    index_pending=int(getattr(agent.vectors, "pending", 0)),
+                    document_count=len(agent),
+                )
+        return self._view(self.get(caller, name))
+
+    def describe_all(self, caller: Caller) -> list[NamespaceView]:
+        """Every visible namespace, data and agent, described."""
+        return [self.describe(caller, name) for name in self.names(caller)]
+
+    def _view(self, namespace: VectorNamespace) -> NamespaceView:
+        info = namespace.info
+        return NamespaceView(
+            name=info.name,
+            kind="data",
+            dimension=info.dimension,
+            distance=info.distance,
+            vector_count=namespace.vector_count(),
+            index_type=info.index_type,
+            search_backend=namespace.backend(),
+            index_pending=namespace.index_pending(),
+            document_count=len(namespace.text),
+            encryption=info.encryption,
+            created_at=info.created_at,
+            updated_at=info.updated_at,
+        )
+
+    # ------------------------------------------------------------------ namespace writes
+    def create(
+        self,
+        caller: Caller,
+        name: Any,
+        *,
+        dimension: Any,
+        distance: Any = None,
+        index_type: Any = None,
+        encryption: Any = False,
+        dimension_required: bool = True,
+    ) -> tuple[NamespaceView, bool]:
+        """Create ``name`` (``created=False`` if it exists with the same dimension).
+
+        Names follow ``check_namespace_name``; names starting with ``_`` are internal and
+        refused. Without ``dimension_required`` (the admin form) the dimension may come later,
+        from the first vector.
+        """
+        name = check_namespace_name(name, "name")
+        if dimension is None and dimension_required:
+            raise UnprocessableContent("'dimension' is required to create a namespace")
+        dimension = None if dimension is None else check_dimension(dimension)
+        metric = check_distance(distance)
+        kind = check_index_type(index_type)
+        if not isinstance(encryption, bool):
+            raise InvalidInput("'config.encryption' must be true or false")
+        if encryption and isinstance(getattr(self.store, "codec", None), IdentityCodec):
+            # One key encrypts the whole data directory; without it, "encrypted" would be a lie.
+            raise InvalidInput(
+                "'config.encryption' needs encryption at rest: set DAKERA_ENCRYPTION_KEY (with it "
+                "every namespace is encrypted)"
+            )
+        if not caller.can_see(name):
+            raise not_found(name)
+        with self._create_lock:
+            with self._lock:
+                existing = self._namespaces.get(name)
+            if existing is not None:
+                if dimension is not None and existing.info.dimension not in (None, dimension):
+                    raise DimensionMismatch(
+                        f"namespace '{name}' exists with dimension {existing.info.dimension}, "
+                        f"not {dimension}"
+                    )
+                if dimension is not None and existing.info.dimension is None:
+                    self._configure(existing, dimension, existing.info.distance)
+                return self._view(existing), False
+            now = int(self.clock())
+            info = NamespaceInfo.new(
+                name, dimension, metric, now, index_type=kind, encryption=encryption
+            )
+            namespace = self._new_namespace(info)
+            self.store.write([Op.put("namespaces", name, info.to_payload())])
+            with self._lock:
+                self._namespaces[name] = namespace
+        self.events.emit("namespace_created", namespace=name, details={"dimension": dimension})
+        return self._view(namespace), True
+
+    def configure(
+        self, caller: Caller, name: str, dimension: Any, distance: Any = None
+    ) -> tuple[NamespaceView, bool]:
+        """Create-or-update (``PUT``): the dimension must match an existing one; the
+        distance may change (the index is rebuilt from the stored vectors)."""
+        if dimension is None:
+            raise UnprocessableContent("'dimension' is required")
+        dimension = check_dimension(dimension)
+        metric = check_distance(distance)
+        with self._lock:
+            existing = self._namespaces.get(name) if caller.can_see(name) else None
+        if existing is None:
+            return self.create(caller, name, dimension=dimension, distance=metric)
+        namespace = self.get(caller, name)
+        if namespace.info.dimension not in (None, dimension):
+            raise DimensionMismatch(
+                f"namespace '{name}' has dimension {namespace.info.dimension}, not {dimension}"
+            )
+        self._configure(namespace, dimension, metric)
+        return self._view(namespace), False
+
+    def _configure(self, namespace: VectorNamespace, dimension: int, distance: Metric) -> None:
+        with namespace.lock:
+            info = namespace.info
+            if info.dimension == dimension and info.distance == distance:
+                return
+            updated = replace(
+                info,
+                dimension=dimension,
+                distance=distance,
+                revision=info.revision + 1,
+                updated_at=int(self.clock()),
+            )
+            index = namespace.new_index(dimension, distance)
+            if namespace.index is not None and len(namespace.index):
+                ids = [r.id for r in namespace.records.values() if r.has_vector]
+                rows = [namespace.index.get_vector(i) for i in ids]
+                index.upsert(ids, np.stack([r for r in rows if r is not None]))
+            self.store.write([Op.put("namespaces", info.name, updated.to_payload())])
+            namespace.info = updated
+            namespace.index = index
+
+    def delete(self, caller: Caller, name: str) -> int:
+        """Delete a namespace, its records, indexes and snapshot for good; returns how many
+        vectors it held."""
+        namespace = self.get(caller, name)
+        with namespace.lock:
+            if namespace.deleted:
+                raise not_found(name)
+            count = namespace.vector_count()
+            self.store.write([Op.delete_group("vectors", name), Op.delete("namespaces", name)])
+            namespace.deleted = True
+            with self._lock:
+                self._namespaces.pop(name, None)
+            namespace.text.clear()
+            namespace.records.clear()
+            namespace.index = None
+        self.snapshots.remove(name)
+        self.events.emit("namespace_deleted", namespace=name)
+        return count
+
+    # ------------------------------------------------------------------ record writes
+    def write(
+        self,
+        caller: Caller,
+        name: str,
+        build: Callable[[VectorNamespace, int, int], WritePlan],
+        *,
+        create: tuple[int | None, Metric] | None = None,
+    ) -> WritePlan:
+        """Run one record write: ``build(namespace, revision, now)`` checks the batch against
+        the namespace and returns what to commit; ``create`` = (dimension, distance) makes a
+        missing namespace on the way (the first upsert creates it)."""
+        for _ in range(3):
+            if not caller.can_see(name):
+                raise not_found(name)
+            with self._lock:
+                namespace = self._namespaces.get(name)
+            if namespace is None:
+                if create is None:
+                    raise not_found(name)
+                if name.startswith(AGENT_NAMESPACE_PREFIX):
+                    self.get(caller, name)  # the agent-namespace explanation
+                check_namespace_name(name, "namespace")
+                with self._create_lock:
+                    with self._lock:
+                        if name in self._namespaces:
+                            continue
+                    info = NamespaceInfo.new(name, create[0], create[1], int(self.clock()))
+                    namespace = self._new_namespace(info)
+                    with namespace.lock:
+                        plan = self._commit(namespace, build)
+                        with self._lock:
+                            self._namespaces[name] = namespace
+                self.events.emit(
+                    "namespace_created",
+                    namespace=name,
+                    details={"dimension": namespace.info.dimension},
+                )
+                self._emit_mutation(name, plan)
+                return plan
+            with namespace.lock:
+                if namespace.deleted:
+                    continue
+                plan = self._commit(namespace, build)
+            self._emit_mutation(name, plan)
+            return plan
+        raise Unavailable("the namespace changed while writing to it; retry")
+
+    def _commit(
+        self, namespace: VectorNamespace, build: Callable[[VectorNamespace, int, int], WritePlan]
+    ) -> WritePlan:
+        info = namespace.info
+        now = int(self.clock())
+        revision = info.revision + 1
+        plan = build(namespace, revision, now)
+        dimension = info.dimension if info.dimension is not None else plan.dimension
+        updated = replace(info, revision=revision, updated_at=now, dimension=dimension)
+        self.store.write([*plan.ops, Op.put("namespaces", info.name, updated.to_payload())])
+        namespace.info = updated
+        if namespace.index is None and dimension is not None:
+            namespace.index = namespace.new_index(dimension, updated.distance)
+        plan.apply()
+        return plan
+
+    def _emit_mutation(self, name: str, plan: WritePlan) -> None:
+        if plan.count:
+            self.events.emit(
+                "vectors_mutated", namespace=name, details={"op": plan.op, "count": plan.count}
+            )
+
+    def stored_vector(self, namespace: VectorNamespace, record_id: str) -> bytes | None:
+        """The exact float32 bytes the store holds for a record (re-written unchanged when
+        only its metadata or text changes)."""
+        return self._stored_blob(namespace.name, record_id)
+
+    def put_ops(
+        self, namespace: VectorNamespace, records: Sequence[VectorRecord], vectors: list[Any]
+    ) -> list[Op]:
+        """Store operations for ``records`` with their vector bytes (or ``None``)."""
+        return [
+            Op.put("vectors", record.id, record.to_payload(), group=namespace.name, vector=blob)
+            for record, blob in zip(records, vectors, strict=True)
+        ]
+
+
+def padded(vectors: npt.NDArray[np.float32], dimension: int) -> npt.NDArray[np.float32]:
+    """Zero-pad embedding rows to ``dimension`` (inner products and cosines are unchanged)."""
+    width = vectors.shape[1]
+    if width == dimension:
+        return vectors
+    out = np.zeros((vectors.shape[0], dimension), dtype=np.float32)
+    out[:, :width] = vectors
+    return out
