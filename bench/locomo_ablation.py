@@ -10,7 +10,8 @@ split only.
     .venv/bin/python bench/locomo_ablation.py --captions        # turns + photo captions
     .venv/bin/python bench/locomo_ablation.py --session-time    # bare session dates
 
-Prints a markdown table (recall@10 / hit@10 per split, MRR and in-process search p50 on all)
+Prints a markdown table (recall@10 / hit@10 per split, MRR, recall@10 per category and
+in-process search p50 on all)
 and ``ABLATION_SUMMARY {json}``. Quality numbers are deterministic up to ties; timings are noisy
 (2 shared cores).
 """
@@ -47,8 +48,8 @@ PLAIN = RecallTuning(
     neighbour_weight=0.0,
 )
 
-# (name, routing, fusion, tuning): cumulative first, then each kept idea left out ("defaults
-# without neighbours" is the "+ speaker boost" row).
+# (name, routing, fusion, tuning): cumulative first, then each kept idea left out or varied.
+PREVIOUS = replace(DEFAULT_TUNING, vector_weight=0.4, neighbour_radius=1)  # before issue 18
 VARIANTS: list[tuple[str, str | None, str | None, RecallTuning]] = [
     ("BM25 only", "bm25", None, PLAIN),
     ("MiniLM dense only", "vector", None, PLAIN),
@@ -65,23 +66,29 @@ VARIANTS: list[tuple[str, str | None, str | None, RecallTuning]] = [
         "+ when-question boost 0.3",
         None,
         None,
-        replace(DEFAULT_TUNING, window_boost=0.0, speaker_boost=0.0, neighbour_weight=0.0),
+        replace(PREVIOUS, window_boost=0.0, speaker_boost=0.0, neighbour_weight=0.0),
     ),
     (
         "+ named-period boost 0.5",
         None,
         None,
-        replace(DEFAULT_TUNING, speaker_boost=0.0, neighbour_weight=0.0),
+        replace(PREVIOUS, speaker_boost=0.0, neighbour_weight=0.0),
     ),
-    ("+ speaker boost 0.1", None, None, replace(DEFAULT_TUNING, neighbour_weight=0.0)),
-    ("+ session neighbours 0.7 (= defaults)", None, None, DEFAULT_TUNING),
+    ("+ speaker boost 0.1", None, None, replace(PREVIOUS, neighbour_weight=0.0)),
+    ("+ session neighbours 0.7, 1 turn (previous defaults)", None, None, PREVIOUS),
+    ("+ 2 turns each way, decay 0.9", None, None, replace(PREVIOUS, neighbour_radius=2)),
+    ("+ vector weight 0.45 (= defaults)", None, None, DEFAULT_TUNING),
     ("defaults without when boost", None, None, replace(DEFAULT_TUNING, when_boost=0.0)),
     ("defaults without period boost", None, None, replace(DEFAULT_TUNING, window_boost=0.0)),
     ("defaults without speaker boost", None, None, replace(DEFAULT_TUNING, speaker_boost=0.0)),
     ("defaults without exact cosine fill", None, None, replace(DEFAULT_TUNING, fill_vector=False)),
+    ("defaults without neighbours", None, None, replace(DEFAULT_TUNING, neighbour_weight=0.0)),
     ("defaults, RRF fusion", None, "rrf", DEFAULT_TUNING),
-    ("defaults, neighbour weight 0.5", None, None, replace(DEFAULT_TUNING, neighbour_weight=0.5)),
-    ("defaults, neighbour weight 0.85", None, None, replace(DEFAULT_TUNING, neighbour_weight=0.85)),
+    ("defaults, neighbour decay 0.7", None, None, replace(DEFAULT_TUNING, neighbour_decay=0.7)),
+    ("defaults, neighbour decay 1.0", None, None, replace(DEFAULT_TUNING, neighbour_decay=1.0)),
+    ("defaults, 3 turns each way", None, None, replace(DEFAULT_TUNING, neighbour_radius=3)),
+    ("defaults, neighbour weight 0.6", None, None, replace(DEFAULT_TUNING, neighbour_weight=0.6)),
+    ("defaults, neighbour weight 0.8", None, None, replace(DEFAULT_TUNING, neighbour_weight=0.8)),
 ]
 
 
@@ -155,9 +162,10 @@ def main() -> None:
         print(f"stored {len(dia_of)} turns in {time.perf_counter() - started:.0f} s", flush=True)
         print(
             "| variant | tune R@10 | tune H@10 | check R@10 | check H@10 | all R@10 | "
-            "all H@10 | all MRR | search p50 ms |"
+            "all H@10 | all MRR | multi-hop | temporal | open-domain | single-hop | "
+            "search p50 ms |"
         )
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("|---|" + "---:|" * 12)
         for name, routing, fusion, tuning in VARIANTS:
             tune, check, timings = evaluate(engine, dia_of, conversations, routing, fusion, tuning)
             total = Scores()
@@ -172,6 +180,10 @@ def main() -> None:
                 "all_recall@10": total.mean("all", "recall@10"),
                 "all_hit@10": total.mean("all", "hit@10"),
                 "all_mrr": total.mean("all", "mrr"),
+                **{
+                    f"{name}_recall@10": total.mean(name, "recall@10")
+                    for name in ("multi-hop", "temporal", "open-domain", "single-hop")
+                },
                 "search_p50_ms": statistics.median(timings),
             }
             rows.append(row)

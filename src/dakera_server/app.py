@@ -2,7 +2,8 @@
 
 Request path (ARCHITECTURE.md): security headers → body-size limit → audit → authentication →
 rate limiting → input validation → route handler → engine → storage. The middleware list below
-is in that order, outermost first; layers not yet built are absent, never stubbed.
+is in that order, outermost first; layers not yet built are absent, never stubbed. Before them
+all, the trusted-proxy layer settles the client address and scheme (``security/proxy.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from starlette.middleware import Middleware
 
 from dakera_server import API_VERSION, __version__
 from dakera_server.api import health
-from dakera_server.api.admin import audit, encryption, keys, policies
+from dakera_server.api.admin import audit, doctor, encryption, keys, policies
 from dakera_server.api.console.routes import console_routes
 from dakera_server.api.errors import exception_handlers
 from dakera_server.api.memories import agents, feedback, knowledge, lifecycle, sessions
@@ -47,6 +48,7 @@ from dakera_server.security.headers import (
     security_headers,
 )
 from dakera_server.security.keys import KeyRing
+from dakera_server.security.proxy import ProxyHeadersMiddleware
 from dakera_server.security.ratelimit import RateLimiter, RateLimitMiddleware
 from dakera_server.security.requestmetrics import RequestMetrics, RequestMetricsMiddleware
 from dakera_server.security.validation import InputValidationMiddleware
@@ -64,6 +66,7 @@ ROUTERS = (
         keys,
         policies,
         audit,
+        doctor,
         lifecycle,
         feedback,
         knowledge,
@@ -190,6 +193,9 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.user_middleware = [
         # Outermost, so the request counts and latencies of /metrics include every refusal.
         Middleware(RequestMetricsMiddleware, metrics=app.state.request_metrics),
+        # Before the security layers: who the client is and whether it spoke TLS, as the trusted
+        # proxy says (every later layer, the audit log included, sees the real client).
+        Middleware(ProxyHeadersMiddleware, trusted=settings.trusted_proxies),
         Middleware(
             SecurityHeadersMiddleware,
             headers=headers,

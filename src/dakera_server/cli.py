@@ -1,8 +1,10 @@
-"""Command line: ``dakera-server serve`` and ``dakera-server keys create|list|revoke|rotate``.
+"""Command line: ``dakera-server serve | keys create|list|revoke|rotate | health | doctor``.
 
 The ``keys`` commands work directly on ``DAKERA_DATA_DIR``'s store, for operators (a lost root
 key, a key created before the server is reachable). A running server sees their changes without
-a restart: a new key on its first use, a revocation within a few seconds.
+a restart: a new key on its first use, a revocation within a few seconds. ``health`` is the
+container's health check (no shell in the image, so the check is this program); ``doctor`` runs
+the production checklist (``security/doctor.py``, commands in ``cli_checks.py``).
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from dakera_server import API_VERSION, __version__
+from dakera_server.cli_checks import add_check_parsers, run_check
 from dakera_server.config import Settings
 from dakera_server.errors import ConfigError
 
@@ -26,6 +30,13 @@ GRACEFUL_SHUTDOWN_SECONDS = 5
 
 def _serve(settings: Settings) -> int:
     import uvicorn
+
+    if settings.refuse_root and os.geteuid() == 0:
+        raise ConfigError(
+            "refusing to start as root (UID 0) because DAKERA_REFUSE_ROOT is on (the container "
+            "image sets it): run the image as UID 1000 (docker run --user 1000:1000, Kubernetes "
+            "runAsUser: 1000), or unset DAKERA_REFUSE_ROOT outside the image."
+        )
 
     from dakera_server.app import create_app
 
@@ -64,6 +75,9 @@ def _serve(settings: Settings) -> int:
         log_level=settings.log_level,
         access_log=False,
         loop="uvloop",
+        # Forwarded headers are believed only from DAKERA_TRUSTED_PROXIES, by the app's own
+        # layer (security/proxy.py); uvicorn's would trust 127.0.0.1 whatever the settings say.
+        proxy_headers=False,
         # h11, not httptools: httptools lower-cases response header names, and the SDK reads
         # X-RateLimit-* from dict(response.headers) case-sensitively (dakera-api.md §1.9).
         http="h11",
@@ -85,6 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="start the REST API server")
     _add_keys_parser(commands)
+    add_check_parsers(commands)
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -92,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(settings)
         if args.command == "keys":
             return _keys(settings, args)
+        if args.command in ("health", "doctor"):
+            return run_check(settings, args)
     except ConfigError as exc:
         print(f"dakera-server: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from dakera.models import BatchStoreMemoryItem, BatchStoreMemoryRequest
 
 JUNE = int(datetime(2023, 6, 20, 14, 0, tzinfo=UTC).timestamp())
@@ -73,3 +74,29 @@ def test_top_k_prefixes_are_stable_with_every_signal_on(client: Any, agent_id: s
         ten = [m.id for m in client.recall(agent_id, query, top_k=10).memories]
         for k in range(1, 10):
             assert [m.id for m in client.recall(agent_id, query, top_k=k).memories] == ten[:k]
+
+
+CHAT = [
+    "Melanie: Hey Caroline! What have you been up to lately?",
+    "Caroline: I researched adoption agencies for weeks.",
+    "Melanie: I signed up for a pottery class yesterday.",
+    "Caroline: Pottery sounds relaxing, I should try it.",
+    "Melanie: We went camping with the kids last weekend.",
+    "Caroline: I went to an LGBTQ support group last Friday.",
+]
+
+
+@pytest.mark.parametrize("one_at_a_time", [True, False])
+def test_turns_that_share_their_session_date_keep_their_order(
+    client: Any, agent_id: str, one_at_a_time: bool
+) -> None:
+    # Most clients send only the session's date (or none): every turn has the same event time.
+    # The order they were stored in still makes the reply follow its question into the results.
+    if one_at_a_time:
+        ids = [client.store_memory(agent_id, text, event_time=JUNE)["id"] for text in CHAT]
+    else:
+        ids = store(client, agent_id, [(text, JUNE) for text in CHAT])
+    answer = client.recall(agent_id, "What have you been up to lately?", top_k=2)
+    assert [m.id for m in answer.memories] == ids[:2]
+    stored = client.get_memory(agent_id, ids[1])
+    assert stored["content"] == CHAT[1] and "seq" not in stored  # insertion order stays internal

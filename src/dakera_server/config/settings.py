@@ -64,6 +64,8 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     cors_credentials: bool = False
     console_enabled: bool = True
+    trusted_proxies: tuple[str, ...] = ()
+    refuse_root: bool = False
     # Not from the environment: tests pin the clock to make decay and TTL deterministic.
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 

@@ -20,6 +20,7 @@ from dakera_server.config.parsers import (
     parse_header_value,
     parse_http_url,
     parse_list,
+    parse_networks,
     parse_origins,
     parse_path,
     parse_path_list,
@@ -363,6 +364,22 @@ SETTINGS: tuple[Setting, ...] = (
         True,
         "Serve the web console at `/console` (files shipped in the package; it signs in with an "
         "API key and can do what that key can do).",
+    ),
+    Setting(
+        "DAKERA_TRUSTED_PROXIES",
+        "trusted_proxies",
+        parse_networks,
+        (),
+        "Reverse proxies (IP addresses or CIDR networks, comma-separated) whose "
+        "`X-Forwarded-For` / `X-Forwarded-Proto` give the client address (audit `ip`) and "
+        "scheme; from any other peer those headers are ignored.",
+    ),
+    Setting(
+        "DAKERA_REFUSE_ROOT",
+        "refuse_root",
+        parse_bool,
+        False,
+        "Refuse to start when running as UID 0 (the container image turns this on).",
     ),
 )
 

@@ -31,6 +31,7 @@ from dakera_server.engine.vectors.filters import LOGICAL_OPERATORS
 from dakera_server.errors import DakeraError, InjectionDetected, InvalidInput
 from dakera_server.security import fields
 from dakera_server.security.detectors import COMMAND, CRLF, NOSQL, SSRF, detect
+from dakera_server.security.probes import ssrf_probe, system_path_probe
 from dakera_server.security.responses import error_response
 
 __all__ = ["InputValidationMiddleware", "RequestValidator"]
@@ -171,6 +172,8 @@ class RequestValidator:
         if reason is not None:
             raise InvalidInput(f"'{render(path)}' has {reason}")
         category = COMMAND if fields.key_is_command(key) else detect(key)
+        if category is None:
+            category = system_path_probe(key) or (SSRF if ssrf_probe(key) else None)
         if category is not None:
             raise InjectionDetected(f"{category} detected in a key of '{render(path)}'")
         return None if mode == METADATA else fields.kind_of_key(key)
@@ -185,6 +188,8 @@ class RequestValidator:
         if reason is None:
             if kind is not fields.SECRET and kind is not fields.URL:
                 self._text(value, path)  # an allowed spelling can still encode a payload
+            if kind is fields.TAG:
+                self._label(value, path)
             return
         if kind is fields.URL:
             raise InjectionDetected(f"{SSRF} guard: '{render(path)}' is {reason}")
@@ -192,6 +197,16 @@ class RequestValidator:
         if category is not None:
             raise InjectionDetected(f"{category} detected in '{render(path)}'")
         raise InvalidInput(f"'{render(path)}' is {reason}")
+
+    @staticmethod
+    def _label(value: str, path: Path) -> None:
+        """A tag that fits the allow-list but spells a system path or an internal host."""
+        category = system_path_probe(value)
+        if category is not None:
+            raise InjectionDetected(f"{category} detected in '{render(path)}'")
+        reason = ssrf_probe(value)
+        if reason is not None:
+            raise InjectionDetected(f"{SSRF} guard: '{render(path)}' names {reason}")
 
     @staticmethod
     def _text(value: str, path: Path) -> None:

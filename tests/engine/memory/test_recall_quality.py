@@ -4,7 +4,7 @@ ranking contract (rank_score order, top-k prefixes, filters before neighbours) o
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,7 +28,9 @@ JUNE_2023 = int(datetime(2023, 6, 14, 15, 0, tzinfo=UTC).timestamp())
 MARCH_2023 = int(datetime(2023, 3, 9, 15, 0, tzinfo=UTC).timestamp())
 
 
-def memory(memory_id: str, content: str, when: int = 0, session: str | None = None) -> Memory:
+def memory(
+    memory_id: str, content: str, when: int = 0, session: str | None = None, seq: int = 0
+) -> Memory:
     return Memory(
         id=memory_id,
         agent_id="a",
@@ -36,7 +38,16 @@ def memory(memory_id: str, content: str, when: int = 0, session: str | None = No
         metadata={EVENT_TIME_KEY: when} if when else None,
         session_id=session,
         created_at=1,
+        seq=seq,
     )
+
+
+def ring(
+    timeline: Timeline, memory_id: str, allow: Callable[[str], bool] = lambda _id: True
+) -> list[str]:
+    """The nearest neighbours (distance 1) of ``memory_id``."""
+    rings = timeline.neighbours(memory_id, allow)
+    return rings[0] if rings else []
 
 
 # ------------------------------------------------------------------ query analysis
@@ -107,23 +118,48 @@ def test_timeline_neighbours_are_the_nearest_earlier_and_later_of_the_session() 
     for index, memory_id in enumerate("abcde"):
         timeline.add(memory(memory_id, "x", 1000 + index, "s1"))
     timeline.add(memory("other", "x", 1002, "s2"))
-    assert timeline.neighbours("c", lambda _id: True) == ["b", "d"]
-    assert timeline.neighbours("a", lambda _id: True) == ["b"]
-    assert timeline.neighbours("c", lambda memory_id: memory_id != "b") == ["d"]
+    assert ring(timeline, "c") == ["b", "d"]
+    assert ring(timeline, "a") == ["b"]
+    assert ring(timeline, "c", lambda memory_id: memory_id != "b") == ["d"]
     timeline.remove("d")
-    assert timeline.neighbours("c", lambda _id: True) == ["b", "e"]
+    assert ring(timeline, "c") == ["b", "e"]
     timeline.add(memory("e", "x", 5000, "s1"))  # moved far away: outside the window
-    assert timeline.neighbours("c", lambda _id: True) == ["b"]
+    assert ring(timeline, "c") == ["b"]
     assert len(timeline) == 5
 
 
-def test_equal_event_times_and_distant_ones_are_not_neighbours() -> None:
+def test_timeline_rings_reach_further_with_a_radius() -> None:
+    timeline = Timeline()
+    for index, memory_id in enumerate("abcde"):
+        timeline.add(memory(memory_id, "x", 1000 + index, "s1"))
+    assert timeline.neighbours("c", lambda _id: True, radius=2) == [["b", "d"], ["a", "e"]]
+    assert timeline.neighbours("a", lambda _id: True, radius=3) == [["b"], ["c"], ["d"]]
+    # A filtered-out memory still counts as a step: the ring after it is two turns away.
+    allow_not_b: Callable[[str], bool] = lambda memory_id: memory_id != "b"  # noqa: E731
+    assert timeline.neighbours("c", allow_not_b, radius=2) == [["d"], ["a", "e"]]
+
+
+def test_equal_event_times_without_insertion_order_and_distant_ones_are_not_neighbours() -> None:
     timeline = Timeline()
     timeline.add(memory("a", "x", 1000))
     timeline.add(memory("b", "x", 1000))
     timeline.add(memory("c", "x", 1000 + NEIGHBOUR_WINDOW_SECONDS + 1))
-    assert timeline.neighbours("a", lambda _id: True) == []
-    assert timeline.neighbours("missing", lambda _id: True) == []
+    assert ring(timeline, "a") == []
+    assert ring(timeline, "missing") == []
+
+
+def test_equal_event_times_are_ordered_by_insertion() -> None:
+    # A chat log stored with only its session's date: every turn has the same event time, and
+    # the order the client stored them in is what makes one turn follow another.
+    timeline = Timeline()
+    for seq, memory_id in [(3, "third"), (1, "first"), (2, "second"), (4, "fourth")]:
+        timeline.add(memory(memory_id, "x", 1000, "s1", seq=seq))
+    assert ring(timeline, "second") == ["first", "third"]
+    assert ring(timeline, "first") == ["second"]
+    assert timeline.neighbours("first", lambda _id: True, radius=2) == [["second"], ["third"]]
+    timeline.add(memory("legacy", "x", 1000, "s1"))  # seq 0: no order against the others
+    assert ring(timeline, "first") == ["second"]
+    assert ring(timeline, "legacy") == []
 
 
 # -------------------------------------------------------------------------- fusion
@@ -142,7 +178,7 @@ def fused(
         fusion="minmax",
         vector_weight=None,
         analysis=analyze_query(query, range(2023, 2024)),
-        neighbours=None if neighbours is None else lambda m: neighbours.get(m, []),
+        neighbours=None if neighbours is None else lambda m: [neighbours.get(m, [])],
         tuning=tuning,
     )
     return {memory_id: r.score for memory_id, r in found.items()}
@@ -284,6 +320,8 @@ def test_neighbours_respect_filters(engine: MemoryEngine) -> None:
         speaker_boost=st.floats(0, 1),
         neighbour_weight=st.floats(0, 1),
         neighbour_seeds=st.integers(0, 10),
+        neighbour_radius=st.integers(1, 3),
+        neighbour_decay=st.floats(0, 1),
     ),
 )
 def test_rank_order_and_top_k_prefixes_hold_for_any_tuning(

@@ -32,13 +32,24 @@ class AgentMemories:
         self.text = FullTextIndex()
         self.timeline = Timeline()  # session neighbours by event time (recall)
         self.lock = threading.RLock()
+        self._last_seq = 0
+
+    def next_seq(self) -> int:
+        """The next insertion number of this agent (the caller holds ``lock``)."""
+        self._last_seq += 1
+        return self._last_seq
+
+    def _placed(self, memory: Memory) -> None:
+        self.memories[memory.id] = memory
+        self.timeline.add(memory)
+        if memory.seq > self._last_seq:
+            self._last_seq = memory.seq
 
     def put_many(self, memories: list[Memory], vectors: npt.NDArray[np.float32]) -> None:
         """Insert or replace ``memories`` with their embedding rows (same order)."""
         with self.lock:
             for memory in memories:
-                self.memories[memory.id] = memory
-                self.timeline.add(memory)
+                self._placed(memory)
             self.vectors.upsert([m.id for m in memories], vectors)
             self.text.upsert([(m.id, m.content) for m in memories])
 
@@ -46,16 +57,14 @@ class AgentMemories:
         """Take ``memories`` with a ready vector index (restored from a snapshot)."""
         with self.lock:
             for memory in memories:
-                self.memories[memory.id] = memory
-                self.timeline.add(memory)
+                self._placed(memory)
             self.vectors = index
             self.text.upsert([(m.id, m.content) for m in memories])
 
     def replace_text(self, memory: Memory, vector: npt.NDArray[np.float32] | None) -> None:
         """Re-index one memory after an update (new vector only when content changed)."""
         with self.lock:
-            self.memories[memory.id] = memory
-            self.timeline.add(memory)
+            self._placed(memory)
             if vector is not None:
                 self.vectors.upsert([memory.id], vector.reshape(1, -1))
                 self.text.upsert([(memory.id, memory.content)])

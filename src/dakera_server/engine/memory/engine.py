@@ -253,6 +253,9 @@ class MemoryEngine:
             for agent in agents.values():
                 held.enter_context(agent.lock)
             self._keep_created_at(memories)
+            for memory in memories:
+                if not memory.seq:
+                    memory.seq = agents[memory.agent_id].next_seq()
             ops = [self._put_op(m, embedded.vectors[i]) for i, m in enumerate(memories)]
             ops.extend(extra_ops)
             self.storage.write(ops)
@@ -283,6 +286,7 @@ class MemoryEngine:
             if old is not None:
                 memory.created_at = old.created_at
                 memory.access_count = old.access_count
+                memory.seq = old.seq
 
     def _put_op(self, memory: Memory, vector: npt.NDArray[np.float32] | None) -> Op:
         blob = None if vector is None else np.ascontiguousarray(vector, np.float32).tobytes()

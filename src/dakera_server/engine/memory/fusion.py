@@ -35,16 +35,20 @@ class RecallTuning:
     * ``speaker_boost``: chat-log memories (``"Name: ..."``) spoken by a person the query names.
     * ``neighbour_weight`` / ``neighbour_seeds``: the turns just before and after each of the
       best ``neighbour_seeds`` hits in the same conversation get at least ``neighbour_weight``
-      times that hit's score (0 turns this off).
+      times that hit's score (0 turns this off); ``neighbour_radius`` turns each way, each
+      further ring ``neighbour_decay`` times less (the answer to a question is often the reply,
+      or the reply after a short aside).
     """
 
-    vector_weight: float = 0.4
+    vector_weight: float = 0.45
     fill_vector: bool = True
     when_boost: float = 0.3
     window_boost: float = 0.5
     speaker_boost: float = 0.1
     neighbour_weight: float = 0.7
     neighbour_seeds: int = 5
+    neighbour_radius: int = 2
+    neighbour_decay: float = 0.9
 
 
 DEFAULT_TUNING = RecallTuning()
@@ -83,7 +87,7 @@ def relevance(
     fusion: str,
     vector_weight: float | None,
     analysis: QueryAnalysis,
-    neighbours: Callable[[str], Sequence[str]] | None,
+    neighbours: Callable[[str], Sequence[Sequence[str]]] | None,
     tuning: RecallTuning = DEFAULT_TUNING,
 ) -> dict[str, Relevance]:
     """Relevance of every candidate of either list.
@@ -154,12 +158,15 @@ def _apply_intent(
 
 def _spread_to_neighbours(
     fused: dict[str, float],
-    neighbours: Callable[[str], Sequence[str]],
+    neighbours: Callable[[str], Sequence[Sequence[str]]],
     tuning: RecallTuning,
 ) -> None:
     seeds = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[: tuning.neighbour_seeds]
     for memory_id, score in seeds:
-        for other in neighbours(memory_id):
-            lifted = tuning.neighbour_weight * score
-            if lifted > fused.get(other, 0.0):
-                fused[other] = lifted
+        weight = tuning.neighbour_weight
+        for ring in neighbours(memory_id):
+            lifted = weight * score
+            for other in ring:
+                if lifted > fused.get(other, 0.0):
+                    fused[other] = lifted
+            weight *= tuning.neighbour_decay

@@ -37,6 +37,10 @@ class Memory:
     ttl_seconds: int | None = None
     expires_at: int | None = None
     attachment_ref: str | None = None
+    # Insertion order within the agent (1, 2, 3 ...; 0 = stored before it was kept). Internal:
+    # it orders memories that share an event time, such as the turns of a chat log stored with
+    # only their session's date, so "the next turn" still means something (``timeline.py``).
+    seq: int = 0
 
     @property
     def event_time(self) -> int:
@@ -54,6 +58,7 @@ class Memory:
     def to_wire(self) -> dict[str, Any]:
         """The flat JSON form of §7.1."""
         wire = asdict(self)
+        del wire["seq"]
         wire["namespace"] = agent_namespace(self.agent_id)
         return wire
 

@@ -173,9 +173,11 @@ def _years(
     return range(max(min(years), max(years) - MAX_YEARS_SPANNED + 1), max(years) + 1)
 
 
-def _neighbours(agent: AgentMemories, allow: Callable[[str], bool]) -> Callable[[str], list[str]]:
+def _neighbours(
+    agent: AgentMemories, allow: Callable[[str], bool], radius: int
+) -> Callable[[str], list[list[str]]]:
     """The session neighbours of a memory (``timeline.py``) that the filters allow."""
-    return lambda memory_id: agent.timeline.neighbours(memory_id, allow)
+    return lambda memory_id: agent.timeline.neighbours(memory_id, allow, radius)
 
 
 def _recency(memory: Memory, now: float) -> float:
@@ -245,6 +247,7 @@ def recall(
         if use_text:
             text_hits = agent.text.search(query, pool, allow)
         memories = agent.memories
+        spread = tuning.neighbour_weight > 0
         candidates = relevance(
             vector_hits,
             text_hits,
@@ -253,7 +256,7 @@ def recall(
             fusion=fusion,
             vector_weight=weight,
             analysis=analyze_query(query, lambda: _years(memories, vector_hits, text_hits)),
-            neighbours=_neighbours(agent, allow) if tuning.neighbour_weight > 0 else None,
+            neighbours=_neighbours(agent, allow, tuning.neighbour_radius) if spread else None,
             tuning=tuning,
         )
         scored = []

@@ -6,7 +6,10 @@ few words with the question. dakera-api.md §8 defines session-adjacent memories
 same session within ±5 minutes; here a memory's neighbours are the nearest earlier and the
 nearest later memory of the same session (``session_id``, ``None`` being one session of its own)
 whose event time differs from its own by at most :data:`NEIGHBOUR_WINDOW_SECONDS`. Memories with
-*equal* event times are not neighbours: without an order between them, "next" means nothing.
+*equal* event times (a chat log stored with only each session's date) are ordered by their
+insertion number ``seq``: the order the client stored them in, one turn after another or in one
+batch. Memories stored before insertion numbers existed (``seq`` 0) that share an event time have
+no order between them, so they are not each other's neighbours.
 
 Kept incrementally (bisect into per-session sorted lists) by ``AgentMemories`` under the agent's
 lock, so a lookup is O(log n) and a write never rebuilds anything.
@@ -22,21 +25,21 @@ from dakera_server.engine.memory.models import Memory
 __all__ = ["NEIGHBOUR_WINDOW_SECONDS", "Timeline"]
 
 NEIGHBOUR_WINDOW_SECONDS = 300
-_LAST = "\U0010ffff"
 
 
 class Timeline:
-    """``(event_time, id)`` per session, sorted. Not thread-safe: the agent's lock guards it."""
+    """``(event_time, seq, id)`` per session, sorted. Not thread-safe: the agent's lock guards
+    it."""
 
     def __init__(self) -> None:
-        self._sessions: dict[str | None, list[tuple[int, str]]] = {}
-        self._placed: dict[str, tuple[str | None, int]] = {}
+        self._sessions: dict[str | None, list[tuple[int, int, str]]] = {}
+        self._placed: dict[str, tuple[str | None, int, int]] = {}
 
     def add(self, memory: Memory) -> None:
         """Place ``memory`` (replacing where an earlier version of the same id was)."""
         self.remove(memory.id)
-        place = (memory.session_id, memory.event_time)
-        bisect.insort(self._sessions.setdefault(place[0], []), (place[1], memory.id))
+        place = (memory.session_id, memory.event_time, memory.seq)
+        bisect.insort(self._sessions.setdefault(place[0], []), (place[1], place[2], memory.id))
         self._placed[memory.id] = place
 
     def remove(self, memory_id: str) -> None:
@@ -45,32 +48,55 @@ class Timeline:
         if place is None:
             return
         entries = self._sessions[place[0]]
-        index = bisect.bisect_left(entries, (place[1], memory_id))
-        if index < len(entries) and entries[index] == (place[1], memory_id):
+        entry = (place[1], place[2], memory_id)
+        index = bisect.bisect_left(entries, entry)
+        if index < len(entries) and entries[index] == entry:
             del entries[index]
         if not entries:
             del self._sessions[place[0]]
 
-    def neighbours(self, memory_id: str, allow: Callable[[str], bool]) -> list[str]:
-        """The nearest earlier and later memory of the same session within the window that
-        ``allow`` accepts (zero, one or two ids)."""
+    def neighbours(
+        self, memory_id: str, allow: Callable[[str], bool], radius: int = 1
+    ) -> list[list[str]]:
+        """Per distance 1..radius, the earlier and later memory of the same session within the
+        window that ``allow`` accepts."""
         place = self._placed.get(memory_id)
         if place is None:
             return []
         entries = self._sessions[place[0]]
-        when = place[1]
-        out = []
-        before = bisect.bisect_left(entries, (when, ""))
-        if before > 0:
-            earlier, other = entries[before - 1]
-            if when - earlier <= NEIGHBOUR_WINDOW_SECONDS and allow(other):
-                out.append(other)
-        after = bisect.bisect_right(entries, (when, _LAST))
-        if after < len(entries):
-            later, other = entries[after]
-            if later - when <= NEIGHBOUR_WINDOW_SECONDS and allow(other):
-                out.append(other)
-        return out
+        when, seq = place[1], place[2]
+        index = bisect.bisect_left(entries, (when, seq, memory_id))
+        rings: list[list[str]] = []
+        for step in (-1, 1):
+            position, anchor = index, (when, seq)
+            for distance in range(radius):
+                found = self._nearest(entries, position, step, *anchor)
+                if found is None:
+                    break
+                position, other = found
+                anchor = (entries[position][0], entries[position][1])
+                while len(rings) <= distance:
+                    rings.append([])
+                if allow(other):
+                    rings[distance].append(other)
+        return rings
+
+    @staticmethod
+    def _nearest(
+        entries: list[tuple[int, int, str]], index: int, step: int, when: int, seq: int
+    ) -> tuple[int, str] | None:
+        """The first entry from ``index`` in direction ``step`` that is ordered against the
+        memory at ``index``: a different event time within the window, or the same event time
+        with both insertion numbers known."""
+        position = index + step
+        while 0 <= position < len(entries):
+            other_when, other_seq, other = entries[position]
+            if abs(other_when - when) > NEIGHBOUR_WINDOW_SECONDS:
+                return None
+            if other_when != when or (seq and other_seq):
+                return position, other
+            position += step
+        return None
 
     def __len__(self) -> int:
         return len(self._placed)
