@@ -1,0 +1,421 @@
+"""The tool table: every ``dakera_*`` tool, the REST route it mirrors and that route's scope.
+
+Names follow Dakera's own MCP server where it has a tool for the same action; the descriptions
+are written for a model choosing a tool. OpenMemory's names are in ``aliases.py``; ``TOOLS`` is
+both. To add a tool (e.g. ``dakera_memory_import`` once ``POST /v1/import`` is served), add one
+``Tool`` here; the scope test then checks its route and scope against the served routes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dakera_server.engine.access import Scope
+from dakera_server.mcp import render
+from dakera_server.mcp.aliases import OPENMEMORY_TOOLS
+from dakera_server.mcp.table import Arg, Tool, string
+
+__all__ = ["TOOLS", "TOOLS_BY_NAME"]
+
+MEMORY_TYPES = ["episodic", "semantic", "procedural", "working"]
+
+AGENT = Arg(
+    "agent_id",
+    string("Whose memory: a stable id for the agent or user, e.g. 'claude-desktop' or 'alice'."),
+    required=True,
+)
+AGENT_PATH = Arg(AGENT.name, AGENT.schema, required=True, to="path")
+MEMORY_ID_PATH = Arg(
+    "memory_id", string("The memory's id (as returned by store or recall)."), True, "path"
+)
+SESSION_PATH = Arg(
+    "session_id", string("The session's id (from dakera_session_start)."), True, "path"
+)
+NAMESPACE = Arg("namespace", string("The vector namespace to search."), True, "path")
+TAGS = Arg(
+    "tags", {"type": "array", "items": {"type": "string"}, "description": "Tags (all must match)."}
+)
+MEMORY_TYPE = Arg(
+    "memory_type", {"type": "string", "enum": MEMORY_TYPES, "description": "Kind of memory."}
+)
+IMPORTANCE = Arg(
+    "importance",
+    {"type": "number", "minimum": 0, "maximum": 1, "description": "0-1; 0.8+ resists decay."},
+)
+TOP_K = Arg(
+    "top_k",
+    {"type": "integer", "minimum": 1, "maximum": 50, "description": "Most results (default 5)."},
+)
+FILTER = Arg(
+    "filter", {"type": "object", "description": 'Metadata filter, e.g. {"lang": {"$eq": "en"}}.'}
+)
+LIMIT = Arg(
+    "limit",
+    {"type": "integer", "minimum": 1, "maximum": 500, "description": "Page size."},
+    to="query",
+)
+OFFSET = Arg(
+    "offset", {"type": "integer", "minimum": 0, "description": "Items to skip."}, to="query"
+)
+METADATA = Arg("metadata", {"type": "object", "description": "Free-form JSON kept with it."})
+IDS = Arg(
+    "memory_ids",
+    {"type": "array", "items": {"type": "string"}, "minItems": 1, "description": "Memory ids."},
+    required=True,
+)
+
+
+def _memory_args() -> tuple[Arg, ...]:
+    return (
+        AGENT,
+        Arg("content", string("The text to remember, self-contained (who, what, when)."), True),
+        MEMORY_TYPE,
+        IMPORTANCE,
+        TAGS,
+        Arg("session_id", string("Session to file it under (dakera_session_start).")),
+        METADATA,
+        Arg(
+            "ttl_seconds",
+            {"type": "integer", "minimum": 1, "description": "Forget after N seconds."},
+        ),
+    )
+
+
+def _batch_item() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "content": {"type": "string"},
+            "memory_type": MEMORY_TYPE.schema,
+            "importance": IMPORTANCE.schema,
+            "tags": TAGS.schema,
+            "session_id": {"type": "string"},
+            "metadata": METADATA.schema,
+        },
+        "required": ["content"],
+    }
+
+
+MEMORY_TOOLS = (
+    Tool(
+        "dakera_store",
+        "POST",
+        "/v1/memory/store",
+        Scope.WRITE,
+        "Store a memory",
+        "Remember one fact, preference, decision or event for an agent. Write it so it makes "
+        "sense on its own later. Returns the new memory's id.",
+        _memory_args(),
+        render.stored,
+    ),
+    Tool(
+        "dakera_batch_store",
+        "POST",
+        "/v1/memories/store/batch",
+        Scope.WRITE,
+        "Store many memories",
+        "Remember several memories of one agent in one call (1-1000, all or nothing). Returns "
+        "their ids in order.",
+        (
+            AGENT,
+            Arg(
+                "memories",
+                {"type": "array", "minItems": 1, "maxItems": 1000, "items": _batch_item()},
+                True,
+            ),
+        ),
+        render.stored_batch,
+    ),
+    Tool(
+        "dakera_recall",
+        "POST",
+        "/v1/memory/recall",
+        Scope.READ,
+        "Recall memories",
+        "Find an agent's memories most relevant to a question (meaning and keywords, weighted "
+        "by importance and recency). Use before answering anything that may depend on what "
+        "was said before. Returns at most top_k memories, each with its id and score; long "
+        "content is cut (dakera_memory_get reads one whole).",
+        (
+            AGENT,
+            Arg("query", string("What to look for, in natural language."), True),
+            TOP_K,
+            Arg("min_importance", {"type": "number", "minimum": 0, "maximum": 1}),
+            TAGS,
+            MEMORY_TYPE,
+            Arg("session_id", string("Only memories of this session.")),
+            Arg("since", string("Only memories created at or after this ISO-8601 time.")),
+            Arg("until", string("Only memories created at or before this ISO-8601 time.")),
+        ),
+        render.memories("memories"),
+    ),
+    Tool(
+        "dakera_search",
+        "POST",
+        "/v1/memory/search",
+        Scope.READ,
+        "Search memories",
+        "Search an agent's memories by meaning, narrowed by tags or memory type; like "
+        "dakera_recall with a default of 10 results.",
+        (AGENT, Arg("query", string("What to look for."), True), TOP_K, TAGS, MEMORY_TYPE),
+        render.memories("memories"),
+    ),
+    Tool(
+        "dakera_memory_get",
+        "GET",
+        "/v1/memory/get/{memory_id}",
+        Scope.READ,
+        "Read one memory",
+        "Read one memory whole, by id (content is never cut here).",
+        (MEMORY_ID_PATH, Arg("agent_id", AGENT.schema, to="query")),
+        render.memory(cut=False),
+    ),
+    Tool(
+        "dakera_memory_update",
+        "PUT",
+        "/v1/memory/update/{memory_id}",
+        Scope.WRITE,
+        "Update a memory",
+        "Change a memory's content, importance, tags, type or metadata, keeping its id "
+        "(content changes are re-embedded). Prefer this to forget + store.",
+        (
+            MEMORY_ID_PATH,
+            Arg("agent_id", AGENT.schema, True, "query"),
+            Arg("content", string("The new content.")),
+            IMPORTANCE,
+            TAGS,
+            MEMORY_TYPE,
+            METADATA,
+        ),
+        render.memory(cut=True),
+    ),
+    Tool(
+        "dakera_forget",
+        "POST",
+        "/v1/memory/forget",
+        Scope.WRITE,
+        "Forget memories",
+        "Delete memories of an agent by id, permanently. To demote a memory instead, lower "
+        "its importance with dakera_memory_importance.",
+        (AGENT, IDS),
+        render.deleted,
+    ),
+    Tool(
+        "dakera_memory_importance",
+        "POST",
+        "/v1/memory/importance",
+        Scope.WRITE,
+        "Set importance",
+        "Set the importance (0-1) of one or more memories: 0.9+ keeps them from decaying, "
+        "low values let them fade without deleting them.",
+        (AGENT, IDS, Arg("importance", IMPORTANCE.schema, True)),
+        render.summary("Importance updated"),
+    ),
+    Tool(
+        "dakera_memory_feedback",
+        "POST",
+        "/v1/memory/feedback",
+        Scope.WRITE,
+        "Give feedback",
+        "Tell the memory whether a recalled memory helped: upvote raises its importance, "
+        "downvote lowers it, flag marks it for review.",
+        (
+            AGENT,
+            Arg("memory_id", string("The memory's id."), True),
+            Arg("signal", {"type": "string", "enum": ["upvote", "downvote", "flag"]}, True),
+        ),
+        render.summary("Feedback recorded"),
+    ),
+)
+
+SESSION_AGENT_TOOLS = (
+    Tool(
+        "dakera_session_start",
+        "POST",
+        "/v1/sessions/start",
+        Scope.WRITE,
+        "Start a session",
+        "Open a session (a conversation or task) for an agent; pass its id as session_id when "
+        "storing memories so they can be read back together.",
+        (AGENT, METADATA),
+        render.session("started"),
+    ),
+    Tool(
+        "dakera_session_end",
+        "POST",
+        "/v1/sessions/{session_id}/end",
+        Scope.WRITE,
+        "End a session",
+        "Close a session, optionally with a summary of what happened.",
+        (SESSION_PATH, Arg("summary", string("What the session achieved."))),
+        render.session("ended"),
+    ),
+    Tool(
+        "dakera_session_list",
+        "GET",
+        "/v1/sessions",
+        Scope.READ,
+        "List sessions",
+        "List sessions, newest first, optionally of one agent or only the open ones.",
+        (
+            Arg("agent_id", AGENT.schema, to="query"),
+            Arg("active_only", {"type": "boolean"}, to="query"),
+            LIMIT,
+            OFFSET,
+        ),
+        render.sessions,
+    ),
+    Tool(
+        "dakera_session_memories",
+        "GET",
+        "/v1/sessions/{session_id}/memories",
+        Scope.READ,
+        "Memories of a session",
+        "List the memories stored in one session, oldest first.",
+        (SESSION_PATH, LIMIT, OFFSET),
+        render.memories("memories", "The session has no memories."),
+    ),
+    Tool(
+        "dakera_agent_list",
+        "GET",
+        "/v1/agents",
+        Scope.READ,
+        "List agents",
+        "List the agents whose memories this key may see, with memory and session counts.",
+        (),
+        render.agents,
+    ),
+    Tool(
+        "dakera_agent_stats",
+        "GET",
+        "/v1/agents/{agent_id}/stats",
+        Scope.READ,
+        "Agent statistics",
+        "Counts for one agent: memories by type, average importance, sessions.",
+        (AGENT_PATH,),
+        render.summary("Agent statistics"),
+    ),
+    Tool(
+        "dakera_agent_memories",
+        "GET",
+        "/v1/agents/{agent_id}/memories",
+        Scope.READ,
+        "Recent memories",
+        "Page through an agent's memories, newest first, without a query.",
+        (AGENT_PATH, LIMIT, OFFSET),
+        render.memories(None),
+    ),
+    Tool(
+        "dakera_wake_up",
+        "GET",
+        "/v1/agents/{agent_id}/wake-up",
+        Scope.READ,
+        "Wake-up context",
+        "An agent's most important, recently used memories, with no query: call it at the "
+        "start of a conversation.",
+        (AGENT_PATH, Arg("top_n", {"type": "integer", "minimum": 1, "maximum": 100}, to="query")),
+        render.memories("memories"),
+    ),
+)
+
+GRAPH_TOOLS = (
+    Tool(
+        "dakera_graph_traverse",
+        "GET",
+        "/v1/memories/{memory_id}/graph",
+        Scope.READ,
+        "Traverse the knowledge graph",
+        "Memories connected to one memory in the knowledge graph (related_to, shares_entity, "
+        "precedes, linked_by edges), up to depth hops away.",
+        (MEMORY_ID_PATH, Arg("depth", {"type": "integer", "minimum": 1, "maximum": 5}, to="query")),
+        render.summary("Graph"),
+    ),
+    Tool(
+        "dakera_graph_path",
+        "GET",
+        "/v1/memories/{memory_id}/path",
+        Scope.READ,
+        "Path between memories",
+        "The shortest chain of knowledge-graph edges between two memories.",
+        (
+            Arg("from_id", string("Start memory id."), True, "path", "memory_id"),
+            Arg("to_id", string("End memory id."), True, "query", "to"),
+        ),
+        render.summary("Path"),
+    ),
+    Tool(
+        "dakera_memory_entities",
+        "GET",
+        "/v1/memory/entities/{memory_id}",
+        Scope.READ,
+        "Entities of a memory",
+        "The people, places, organisations and other entities found in a memory.",
+        (MEMORY_ID_PATH,),
+        render.summary("Entities"),
+    ),
+)
+
+NAMESPACE_TOOLS = (
+    Tool(
+        "dakera_text_query",
+        "POST",
+        "/v1/namespaces/{namespace}/query-text",
+        Scope.READ,
+        "Search a namespace by meaning",
+        "Vector search of a namespace's documents with a text query (embedded by the server).",
+        (NAMESPACE, Arg("text", string("The query."), True), TOP_K, FILTER),
+        render.vector_hits("text"),
+    ),
+    Tool(
+        "dakera_vector_query",
+        "POST",
+        "/v1/namespaces/{namespace}/query",
+        Scope.READ,
+        "Search a namespace by vector",
+        "Nearest neighbours of a raw vector in a namespace.",
+        (
+            NAMESPACE,
+            Arg("vector", {"type": "array", "items": {"type": "number"}}, True),
+            TOP_K,
+            FILTER,
+            Arg("include_metadata", {"type": "boolean"}),
+        ),
+        render.vector_hits("text"),
+    ),
+    Tool(
+        "dakera_fulltext_search",
+        "POST",
+        "/v1/namespaces/{namespace}/fulltext/search",
+        Scope.READ,
+        "Keyword search of a namespace",
+        "BM25 keyword search of a namespace's documents.",
+        (NAMESPACE, Arg("query", string("Keywords."), True), TOP_K, FILTER),
+        render.vector_hits("content"),
+    ),
+    Tool(
+        "dakera_hybrid_search",
+        "POST",
+        "/v1/namespaces/{namespace}/hybrid",
+        Scope.READ,
+        "Hybrid search of a namespace",
+        "Keyword (BM25) and vector search fused; give a vector too for both.",
+        (
+            NAMESPACE,
+            Arg("query", string("The query text."), True),
+            Arg("vector", {"type": "array", "items": {"type": "number"}}),
+            TOP_K,
+            Arg("vector_weight", {"type": "number", "minimum": 0, "maximum": 1}),
+            FILTER,
+        ),
+        render.vector_hits("content"),
+    ),
+)
+
+TOOLS: tuple[Tool, ...] = (
+    *MEMORY_TOOLS,
+    *SESSION_AGENT_TOOLS,
+    *GRAPH_TOOLS,
+    *NAMESPACE_TOOLS,
+    *OPENMEMORY_TOOLS,
+)
+TOOLS_BY_NAME = {tool.name: tool for tool in TOOLS}
