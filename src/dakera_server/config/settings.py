@@ -57,6 +57,7 @@ class Settings:
     mcp_enabled: bool = True
     mcp_read_only: bool = False
     mcp_max_content_chars: int = 1000
+    mcp_api_key: str | None = field(default=None, repr=False)
     max_body_size: int = 10_485_760
     security_preset: str = "default"
     hsts_enabled: bool | None = None

@@ -315,6 +315,14 @@ SETTINGS: tuple[Setting, ...] = (
         "and marked as cut (`dakera_memory_get` reads it whole).",
     ),
     Setting(
+        "DAKERA_MCP_API_KEY",
+        "mcp_api_key",
+        parse_str,
+        None,
+        "API key `dakera-server mcp` (stdio) acts with when `--api-key` is not given.",
+        secret=True,
+    ),
+    Setting(
         "DAKERA_MAX_BODY_SIZE",
         "max_body_size",
         int_parser(1),
