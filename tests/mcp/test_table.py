@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -62,3 +64,11 @@ def test_rate_limit_errors_say_when_to_retry() -> None:
         429, {"error": "Too many requests.", "code": "RATE_LIMIT_EXCEEDED"}, "3"
     )
     assert structured["retry_after"] == 3 and "Retry later, after 3 second(s)." in text
+
+
+def test_the_docs_page_lists_every_tool_with_its_route_and_scope() -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "mcp.md").read_text()
+    rows = {line for line in page.splitlines() if line.startswith("| `")}
+    for tool in TOOLS_BY_NAME.values():
+        start = f"| `{tool.name}` | `{tool.method} {tool.route}` | {tool.scope.wire} |"
+        assert any(row.startswith(start) for row in rows), f"docs/mcp.md lacks: {start}"
