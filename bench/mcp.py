@@ -9,7 +9,8 @@ sides alike. Target (issue 17): MCP p50 within 1.5x of REST p50.
 Part 2, the in-process dispatch alone: the app built in this process, the same recall called
 (a) straight on the engine and (b) as the REST request a tool call makes, through the app's
 whole middleware stack (``AsgiDispatcher``). The difference is what checking a tool call exactly
-as REST costs.
+as REST costs; a trivial route dispatched the same way shows that fixed cost without the
+embedding's variance.
 
     .venv/bin/python bench/mcp.py                     # 300 recalls per side, 200 memories
     .venv/bin/python bench/mcp.py --requests 100      # quick run
@@ -127,7 +128,7 @@ async def in_process(requests: int, stored: int) -> None:
     from dakera_server.config import Settings
     from dakera_server.engine.access import Caller, Scope
     from dakera_server.engine.memory.recall import recall
-    from dakera_server.mcp.dispatch import AsgiDispatcher
+    from dakera_server.mcp.dispatch import WHOAMI, AsgiDispatcher
     from dakera_server.mcp.table import route_call
     from dakera_server.mcp.tools import TOOLS_BY_NAME
 
@@ -173,11 +174,18 @@ async def in_process(requests: int, stored: int) -> None:
             if i >= 20:
                 direct_ms.append(direct)
                 stack_ms.append(through)
+        whoami_ms: list[float] = []
+        for _ in range(requests * 3):
+            started = time.perf_counter()
+            answer = await dispatcher.send(WHOAMI, "bench")
+            whoami_ms.append((time.perf_counter() - started) * 1000)
+            assert answer.status == 200
     print(f"\nIn process: the same recall, {requests} per side, alternating")
     row("engine call (recall(), in a worker thread as the route runs it)", summary(direct_ms))
     row("REST request through the full middleware stack (AsgiDispatcher)", summary(stack_ms))
     extra = statistics.median(stack_ms) - statistics.median(direct_ms)
     row("dispatch overhead (difference of medians)", f"{extra:+.2f} ms")
+    row("a trivial route (GET /v1/auth/whoami) through the stack", summary(whoami_ms))
 
 
 def main() -> None:
