@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import time
 from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote
 
@@ -72,12 +73,7 @@ class McpEndpoint:
         self.app = app
         self.limiter = limiter
         if limiter is not None:
-            options = Options(
-                read_only=options.read_only,
-                limits=options.limits,
-                tools=options.tools,
-                rate_check=self._rate_check,
-            )
+            options = replace(options, rate_check=self._rate_check)
         self.server = build_server(self._connection, options)
         self.manager = StreamableHTTPSessionManager(
             app=self.server,

@@ -1,9 +1,10 @@
 """The tool table: every ``dakera_*`` tool, the REST route it mirrors and that route's scope.
 
 Names follow Dakera's own MCP server where it has a tool for the same action; the descriptions
-are written for a model choosing a tool. OpenMemory's names are in ``aliases.py``; ``TOOLS`` is
-both. To add a tool (e.g. ``dakera_memory_import`` once ``POST /v1/import`` is served), add one
-``Tool`` here; the scope test then checks its route and scope against the served routes.
+are written for a model choosing a tool. The knowledge-graph and namespace search tools are in
+``search_tools.py``, OpenMemory's names in ``aliases.py``; ``TOOLS`` is all of them. To add a
+tool (e.g. ``dakera_memory_import`` once ``POST /v1/import`` is served), add one ``Tool`` here;
+the scope test then checks its route and scope against the served routes.
 """
 
 from __future__ import annotations
@@ -13,56 +14,24 @@ from typing import Any
 from dakera_server.engine.access import Scope
 from dakera_server.mcp import render
 from dakera_server.mcp.aliases import OPENMEMORY_TOOLS
+from dakera_server.mcp.args import (
+    AGENT,
+    AGENT_PATH,
+    IDS,
+    IMPORTANCE,
+    LIMIT,
+    MEMORY_ID_PATH,
+    MEMORY_TYPE,
+    METADATA,
+    OFFSET,
+    SESSION_PATH,
+    TAGS,
+    TOP_K,
+)
+from dakera_server.mcp.search_tools import GRAPH_TOOLS, NAMESPACE_TOOLS
 from dakera_server.mcp.table import Arg, Tool, string
 
 __all__ = ["TOOLS", "TOOLS_BY_NAME"]
-
-MEMORY_TYPES = ["episodic", "semantic", "procedural", "working"]
-
-AGENT = Arg(
-    "agent_id",
-    string("Whose memory: a stable id for the agent or user, e.g. 'claude-desktop' or 'alice'."),
-    required=True,
-)
-AGENT_PATH = Arg(AGENT.name, AGENT.schema, required=True, to="path")
-MEMORY_ID_PATH = Arg(
-    "memory_id", string("The memory's id (as returned by store or recall)."), True, "path"
-)
-SESSION_PATH = Arg(
-    "session_id", string("The session's id (from dakera_session_start)."), True, "path"
-)
-NAMESPACE = Arg("namespace", string("The vector namespace to search."), True, "path")
-TAGS = Arg(
-    "tags", {"type": "array", "items": {"type": "string"}, "description": "Tags (all must match)."}
-)
-MEMORY_TYPE = Arg(
-    "memory_type", {"type": "string", "enum": MEMORY_TYPES, "description": "Kind of memory."}
-)
-IMPORTANCE = Arg(
-    "importance",
-    {"type": "number", "minimum": 0, "maximum": 1, "description": "0-1; 0.8+ resists decay."},
-)
-TOP_K = Arg(
-    "top_k",
-    {"type": "integer", "minimum": 1, "maximum": 50, "description": "Most results (default 5)."},
-)
-FILTER = Arg(
-    "filter", {"type": "object", "description": 'Metadata filter, e.g. {"lang": {"$eq": "en"}}.'}
-)
-LIMIT = Arg(
-    "limit",
-    {"type": "integer", "minimum": 1, "maximum": 500, "description": "Page size."},
-    to="query",
-)
-OFFSET = Arg(
-    "offset", {"type": "integer", "minimum": 0, "description": "Items to skip."}, to="query"
-)
-METADATA = Arg("metadata", {"type": "object", "description": "Free-form JSON kept with it."})
-IDS = Arg(
-    "memory_ids",
-    {"type": "array", "items": {"type": "string"}, "minItems": 1, "description": "Memory ids."},
-    required=True,
-)
 
 
 def _memory_args() -> tuple[Arg, ...]:
@@ -315,99 +284,6 @@ SESSION_AGENT_TOOLS = (
         "start of a conversation.",
         (AGENT_PATH, Arg("top_n", {"type": "integer", "minimum": 1, "maximum": 100}, to="query")),
         render.memories("memories"),
-    ),
-)
-
-GRAPH_TOOLS = (
-    Tool(
-        "dakera_graph_traverse",
-        "GET",
-        "/v1/memories/{memory_id}/graph",
-        Scope.READ,
-        "Traverse the knowledge graph",
-        "Memories connected to one memory in the knowledge graph (related_to, shares_entity, "
-        "precedes, linked_by edges), up to depth hops away.",
-        (MEMORY_ID_PATH, Arg("depth", {"type": "integer", "minimum": 1, "maximum": 5}, to="query")),
-        render.summary("Graph"),
-    ),
-    Tool(
-        "dakera_graph_path",
-        "GET",
-        "/v1/memories/{memory_id}/path",
-        Scope.READ,
-        "Path between memories",
-        "The shortest chain of knowledge-graph edges between two memories.",
-        (
-            Arg("from_id", string("Start memory id."), True, "path", "memory_id"),
-            Arg("to_id", string("End memory id."), True, "query", "to"),
-        ),
-        render.summary("Path"),
-    ),
-    Tool(
-        "dakera_memory_entities",
-        "GET",
-        "/v1/memory/entities/{memory_id}",
-        Scope.READ,
-        "Entities of a memory",
-        "The people, places, organisations and other entities found in a memory.",
-        (MEMORY_ID_PATH,),
-        render.summary("Entities"),
-    ),
-)
-
-NAMESPACE_TOOLS = (
-    Tool(
-        "dakera_text_query",
-        "POST",
-        "/v1/namespaces/{namespace}/query-text",
-        Scope.READ,
-        "Search a namespace by meaning",
-        "Vector search of a namespace's documents with a text query (embedded by the server).",
-        (NAMESPACE, Arg("text", string("The query."), True), TOP_K, FILTER),
-        render.vector_hits("text"),
-    ),
-    Tool(
-        "dakera_vector_query",
-        "POST",
-        "/v1/namespaces/{namespace}/query",
-        Scope.READ,
-        "Search a namespace by vector",
-        "Nearest neighbours of a raw vector in a namespace.",
-        (
-            NAMESPACE,
-            Arg("vector", {"type": "array", "items": {"type": "number"}}, True),
-            TOP_K,
-            FILTER,
-            Arg("include_metadata", {"type": "boolean"}),
-        ),
-        render.vector_hits("text"),
-    ),
-    Tool(
-        "dakera_fulltext_search",
-        "POST",
-        "/v1/namespaces/{namespace}/fulltext/search",
-        Scope.READ,
-        "Keyword search of a namespace",
-        "BM25 keyword search of a namespace's documents.",
-        (NAMESPACE, Arg("query", string("Keywords."), True), TOP_K, FILTER),
-        render.vector_hits("content"),
-    ),
-    Tool(
-        "dakera_hybrid_search",
-        "POST",
-        "/v1/namespaces/{namespace}/hybrid",
-        Scope.READ,
-        "Hybrid search of a namespace",
-        "Keyword (BM25) and vector search fused; give a vector too for both.",
-        (
-            NAMESPACE,
-            Arg("query", string("The query text."), True),
-            Arg("vector", {"type": "array", "items": {"type": "number"}}),
-            TOP_K,
-            Arg("vector_weight", {"type": "number", "minimum": 0, "maximum": 1}),
-            FILTER,
-        ),
-        render.vector_hits("content"),
     ),
 )
 
