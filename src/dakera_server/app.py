@@ -37,6 +37,9 @@ from dakera_server.engine.access import ANONYMOUS
 from dakera_server.engine.core import DB_FILE, Engine
 from dakera_server.engine.text.embedding import EmbeddingProvider
 from dakera_server.grpc.server import GrpcServer, create_grpc_server
+from dakera_server.mcp.http import MCP_PREFIXES, McpEndpoint
+from dakera_server.mcp.server import Options as McpOptions
+from dakera_server.mcp.table import Limits as McpLimits
 from dakera_server.security.audit import AuditMiddleware, AuditWriter, refusal_auditor
 from dakera_server.security.auth import AUTH_DISABLED_CALLER, AuthenticationMiddleware
 from dakera_server.security.bodylimit import BodySizeLimitMiddleware
@@ -125,7 +128,11 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         if grpc_server is not None:
             grpc_server.start()  # same process, same engine; answers UNAVAILABLE until loaded
         try:
-            yield
+            if mcp_endpoint is None:
+                yield
+            else:
+                async with mcp_endpoint.running():
+                    yield
         finally:
             if grpc_server is not None:
                 await asyncio.to_thread(grpc_server.stop)
@@ -168,6 +175,20 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
             port=settings.grpc_port,
         )
     app.state.grpc_server = grpc_server
+    mcp_endpoint: McpEndpoint | None = None
+    if settings.mcp_enabled:
+        # Added after the scope table is built: /mcp is no REST route; each tool call is one.
+        mcp_endpoint = McpEndpoint(
+            app,
+            options=McpOptions(
+                read_only=settings.mcp_read_only,
+                limits=McpLimits(max_content_chars=settings.mcp_max_content_chars),
+            ),
+            limiter=limiter,
+            max_body_size=settings.max_body_size,
+        )
+        app.router.routes.extend(mcp_endpoint.routes())
+    app.state.mcp_endpoint = mcp_endpoint
     audit_layer = (
         []
         if audit_log is None
@@ -230,10 +251,18 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
             allowed_hosts=frozenset(settings.allowed_hosts),
             record_usage=engine.keys.usage.record,
         ),
-        Middleware(RateLimitMiddleware, limiter=limiter, exempt_paths=public_paths(app)),
+        Middleware(
+            RateLimitMiddleware,
+            limiter=limiter,
+            exempt_paths=public_paths(app),
+            # MCP tool calls are counted as the REST requests they make (mcp/http.py).
+            exempt_prefixes=MCP_PREFIXES if mcp_endpoint else (),
+        ),
         Middleware(
             InputValidationMiddleware,
             route_paths=sorted({route.path for route in app.state.scope_table}),
+            # MCP tool arguments are checked as the REST bodies they become.
+            opaque_body_prefixes=MCP_PREFIXES if mcp_endpoint else (),
         ),
     ]
     return app

@@ -1,4 +1,4 @@
-"""Command line: ``dakera-server serve | keys create|list|revoke|rotate | health | doctor``.
+"""Command line: ``dakera-server serve | keys create|list|revoke|rotate | health | doctor | mcp``.
 
 The ``keys`` commands work directly on ``DAKERA_DATA_DIR``'s store, for operators (a lost root
 key, a key created before the server is reachable). A running server sees their changes without
@@ -100,6 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("serve", help="start the REST API server")
     _add_keys_parser(commands)
     add_check_parsers(commands)
+    _add_mcp_parser(commands)
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -109,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _keys(settings, args)
         if args.command in ("health", "doctor"):
             return run_check(settings, args)
+        if args.command == "mcp":
+            return _mcp(settings, args)
     except ConfigError as exc:
         print(f"dakera-server: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -145,6 +148,73 @@ def _add_keys_parser(commands: Any) -> None:
         "--grace-secs", type=int, default=None, help="seconds the old secret keeps working"
     )
     rotate.add_argument("--json", action="store_true", help="print the answer as JSON")
+
+
+def _add_mcp_parser(commands: Any) -> None:
+    mcp = commands.add_parser(
+        "mcp",
+        help="serve the Model Context Protocol on stdin/stdout, for MCP hosts that launch a "
+        "command: a thin client of a running server (--url) or embedded (--data-dir)",
+    )
+    where = mcp.add_mutually_exclusive_group(required=True)
+    where.add_argument("--url", help="base URL of a running server, e.g. http://127.0.0.1:3300")
+    where.add_argument(
+        "--data-dir", help="serve this data directory in-process (no network listener)"
+    )
+    mcp.add_argument(
+        "--api-key",
+        help="the API key to act with (or DAKERA_MCP_API_KEY); with --data-dir, none means "
+        "the local operator",
+    )
+    mcp.add_argument("--read-only", action="store_true", help="hide and refuse every write tool")
+    mcp.add_argument(
+        "--max-content-chars",
+        type=int,
+        default=None,
+        help="characters of memory content shown per memory (default DAKERA_MCP_MAX_CONTENT_CHARS)",
+    )
+
+
+def _mcp(settings: Settings, args: argparse.Namespace) -> int:
+    import anyio
+
+    from dakera_server.mcp.server import Options
+    from dakera_server.mcp.stdio import StdioError, run_embedded, run_remote
+    from dakera_server.mcp.table import Limits
+
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        stream=sys.stderr,  # standard output is the protocol's
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per tool call otherwise
+    chars = args.max_content_chars or settings.mcp_max_content_chars
+    if chars < 1:
+        print("dakera-server mcp: --max-content-chars must be at least 1", file=sys.stderr)
+        return 2
+    options = Options(
+        read_only=args.read_only or settings.mcp_read_only,
+        limits=Limits(max_content_chars=chars),
+    )
+    api_key = args.api_key or settings.mcp_api_key
+    try:
+        if args.url:
+            anyio.run(run_remote, args.url, api_key, options)
+            return 0
+        from dakera_server.app import create_app
+
+        embedded = settings.replace(
+            data_dir=Path(args.data_dir),
+            grpc_enabled=False,  # no listener of any kind: the host talks over stdio only
+            mcp_enabled=False,
+            auth_enabled=settings.auth_enabled if api_key else False,
+        )
+        app = create_app(embedded)
+        anyio.run(run_embedded, app, app.router.lifespan_context, api_key, options)
+    except StdioError as exc:
+        print(f"dakera-server mcp: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _keys(settings: Settings, args: argparse.Namespace) -> int:

@@ -81,7 +81,9 @@ def _declared_order(app: object) -> list[BaseRoute]:
         (getattr(r, "path", None), frozenset(getattr(r, "methods", None) or ())): r
         for r in app.router.routes  # type: ignore[attr-defined]
     }
-    return [by_key[key] for key in paths if key in by_key]
+    declared = [by_key[key] for key in paths if key in by_key]
+    # Routes create_app adds after the routers (the MCP endpoint) keep their place at the end.
+    return declared + [route for key, route in by_key.items() if key not in set(paths)]
 
 
 def test_may_collide() -> None:

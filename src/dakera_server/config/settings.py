@@ -54,6 +54,10 @@ class Settings:
     graph_similarity_threshold: float = 0.85
     ode_url: str | None = None
     ode_allow_private: bool = False
+    mcp_enabled: bool = True
+    mcp_read_only: bool = False
+    mcp_max_content_chars: int = 1000
+    mcp_api_key: str | None = field(default=None, repr=False)
     max_body_size: int = 10_485_760
     security_preset: str = "default"
     hsts_enabled: bool | None = None

@@ -294,6 +294,36 @@ SETTINGS: tuple[Setting, ...] = (
         "Let entity sidecar URLs point at loopback or private addresses (SSRF guard off for them).",
     ),
     Setting(
+        "DAKERA_MCP_ENABLED",
+        "mcp_enabled",
+        parse_bool,
+        True,
+        "Serve the Model Context Protocol (streamable HTTP) at `/mcp`, with the same API keys.",
+    ),
+    Setting(
+        "DAKERA_MCP_READ_ONLY",
+        "mcp_read_only",
+        parse_bool,
+        False,
+        "Hide and refuse every MCP tool that writes (store, update, forget, sessions …).",
+    ),
+    Setting(
+        "DAKERA_MCP_MAX_CONTENT_CHARS",
+        "mcp_max_content_chars",
+        int_parser(1, 1_000_000),
+        1000,
+        "Characters of each memory's content an MCP tool result shows; longer content is cut "
+        "and marked as cut (`dakera_memory_get` reads it whole).",
+    ),
+    Setting(
+        "DAKERA_MCP_API_KEY",
+        "mcp_api_key",
+        parse_str,
+        None,
+        "API key `dakera-server mcp` (stdio) acts with when `--api-key` is not given.",
+        secret=True,
+    ),
+    Setting(
         "DAKERA_MAX_BODY_SIZE",
         "max_body_size",
         int_parser(1),

@@ -314,18 +314,28 @@ class RateLimitMiddleware:
     """
 
     def __init__(
-        self, app: ASGIApp, *, limiter: RateLimiter, exempt_paths: frozenset[str] = frozenset()
+        self,
+        app: ASGIApp,
+        *,
+        limiter: RateLimiter,
+        exempt_paths: frozenset[str] = frozenset(),
+        exempt_prefixes: tuple[str, ...] = (),
     ) -> None:
         self.app = app
         self.limiter = limiter
         self.exempt_paths = exempt_paths
+        # Paths that count their own requests (the MCP endpoint: each tool call is one
+        # in-process REST request, counted there), each covering its sub-paths too.
+        self.exempt_prefixes = exempt_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        consume = path not in self.exempt_paths
+        consume = path not in self.exempt_paths and not any(
+            path == p or path.startswith(p + "/") for p in self.exempt_prefixes
+        )
         namespace: str | None = None
         operation: Operation | None = None
         if consume and self.limiter.limits_active():

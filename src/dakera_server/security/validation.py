@@ -269,9 +269,19 @@ def _parse(body: bytes) -> Any:
 class InputValidationMiddleware:
     """Pure ASGI layer: validate, then replay the body unchanged to the app (or refuse: 400)."""
 
-    def __init__(self, app: ASGIApp, *, route_paths: Sequence[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        route_paths: Sequence[str],
+        opaque_body_prefixes: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.validator = RequestValidator(route_paths)
+        # Paths whose body is a protocol envelope, not engine input (the MCP endpoint): headers
+        # and query are checked here, and every value inside reaches the engine only as an
+        # in-process REST request that this layer checks in full.
+        self.opaque_body_prefixes = opaque_body_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -294,7 +304,9 @@ class InputValidationMiddleware:
             self.validator.check_headers(scope.get("headers", ()))
             self.validator.check_path(scope["path"])
             self.validator.check_query(scope.get("query_string", b""))
-            document = self.validator.check_body(body, content_type)
+            path = scope["path"]
+            opaque = any(path == p or path.startswith(p + "/") for p in self.opaque_body_prefixes)
+            document = NOT_JSON if opaque else self.validator.check_body(body, content_type)
         except DakeraError as exc:
             await error_response(exc)(scope, receive, send)
             return
