@@ -24,8 +24,11 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -35,6 +38,7 @@ from dakera_server.engine.access import Caller, Scope  # noqa: E402
 from dakera_server.engine.memory.engine import MemoryEngine, NewMemory  # noqa: E402
 from dakera_server.engine.memory.fusion import DEFAULT_TUNING, RecallTuning  # noqa: E402
 from dakera_server.engine.memory.recall import recall  # noqa: E402
+from dakera_server.engine.text.embedding import EmbeddingBatch, EmbeddingProvider  # noqa: E402
 from dakera_server.engine.text.providers import create_provider  # noqa: E402
 from dakera_server.storage.sqlite import SqliteStore  # noqa: E402
 
@@ -92,13 +96,35 @@ VARIANTS: list[tuple[str, str | None, str | None, RecallTuning]] = [
 ]
 
 
+class QueryCache:
+    """The built-in provider, with each question's embedding computed once for all variants
+    (every variant asks the same 760 questions; the vectors are identical either way)."""
+
+    def __init__(self, inner: EmbeddingProvider) -> None:
+        self.inner = inner
+        self.model_name, self.dimension, self.max_tokens = (
+            inner.model_name,
+            inner.dimension,
+            inner.max_tokens,
+        )
+        self._queries: dict[str, np.ndarray] = {}
+
+    def embed(self, texts: Sequence[str]) -> EmbeddingBatch:
+        return self.inner.embed(texts)
+
+    def embed_one(self, text: str) -> np.ndarray:
+        if text not in self._queries:
+            self._queries[text] = self.inner.embed_one(text)
+        return self._queries[text]
+
+
 def build(
     conversations: list[Conversation], work: Path, *, captions: bool, session_time: bool
 ) -> tuple[MemoryEngine, dict[str, str]]:
     """A real memory engine holding every turn; returns it and memory id → dia_id."""
     engine = MemoryEngine(
         SqliteStore(work / "dakera.db"),
-        create_provider("builtin"),
+        QueryCache(create_provider("builtin")),
         max_content_bytes=100_000,
         exact_threshold=10_000,
     )

@@ -63,8 +63,13 @@ def test_recall_of_an_agent_that_never_stored_is_empty(client: Any) -> None:
 
 
 def test_recall_top_k_prefix_is_stable(client: Any, agent_id: str) -> None:
+    # Distinct importances keep the candidates apart by far more than the access statistics
+    # each recall updates (recency of use, spaced repetition), which move scores by ~1e-6:
+    # near-identical texts of equal importance would be near-ties that those could reorder.
     for i in range(12):
-        client.store_memory(agent_id, f"Note number {i} about gardening and tomatoes")
+        client.store_memory(
+            agent_id, f"Note number {i} about gardening and tomatoes", importance=0.2 + 0.05 * i
+        )
     ten = [m.id for m in client.recall(agent_id, "tomato gardening", top_k=10).memories]
     for k in (1, 3, 7):
         assert [m.id for m in client.recall(agent_id, "tomato gardening", top_k=k).memories] == (
