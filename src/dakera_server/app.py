@@ -1,8 +1,9 @@
 """``create_app(settings)``: the layers in request order, the routers, one error handler.
 
 Request path (ARCHITECTURE.md): security headers → body-size limit → audit → authentication →
-rate limiting → input validation → route handler → engine → storage. The middleware list below
-is in that order, outermost first; layers not yet built are absent, never stubbed.
+rate limiting → back-pressure → input validation → route handler → engine → storage. The
+middleware list below is in that order, outermost first; layers not yet built are absent, never
+stubbed.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from dakera_server.engine.text.embedding import EmbeddingProvider
 from dakera_server.grpc.server import GrpcServer, create_grpc_server
 from dakera_server.security.audit import AuditMiddleware, AuditWriter, refusal_auditor
 from dakera_server.security.auth import AUTH_DISABLED_CALLER, AuthenticationMiddleware
+from dakera_server.security.backpressure import BackpressureMiddleware
 from dakera_server.security.bodylimit import BodySizeLimitMiddleware
 from dakera_server.security.cors import CORSMiddleware
 from dakera_server.security.encryption import Rotation, open_codec
@@ -210,6 +212,11 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
             record_usage=engine.keys.usage.record,
         ),
         Middleware(RateLimitMiddleware, limiter=limiter, exempt_paths=public_paths(app)),
+        Middleware(
+            BackpressureMiddleware,
+            max_in_flight=settings.max_concurrent_requests,
+            exempt_paths=public_paths(app),
+        ),
         Middleware(
             InputValidationMiddleware,
             route_paths=sorted({route.path for route in app.state.scope_table}),

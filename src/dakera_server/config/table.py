@@ -165,6 +165,22 @@ SETTINGS: tuple[Setting, ...] = (
         "0 = one per usable core. A single text always runs on its request's thread.",
     ),
     Setting(
+        "DAKERA_EMBEDDING_BATCH_WINDOW_MS",
+        "embedding_batch_window_ms",
+        float_parser(0.0, 100.0),
+        2.0,
+        "Concurrent requests needing an embedding share one forward pass: while another pass "
+        "runs, a request waits at most this long for company (0 = every request embeds alone).",
+    ),
+    Setting(
+        "DAKERA_MAX_CONCURRENT_REQUESTS",
+        "max_concurrent_requests",
+        int_parser(0, 100_000),
+        64,
+        "Requests in progress at once (health probes aside); one more is answered 503 with "
+        "`Retry-After: 1` at once instead of queueing (0 = no limit).",
+    ),
+    Setting(
         "DAKERA_GRPC_ENABLED",
         "grpc_enabled",
         parse_bool,

@@ -25,6 +25,7 @@ from dakera_server.engine.lifecycle.core import Lifecycle
 from dakera_server.engine.lifecycle.policies import PolicyStore
 from dakera_server.engine.memory.engine import Clock, MemoryEngine
 from dakera_server.engine.memory.sessions import SessionEngine
+from dakera_server.engine.text.batcher import MicroBatcher
 from dakera_server.engine.text.embedding import EmbeddingProvider
 from dakera_server.engine.text.providers import create_provider
 from dakera_server.engine.text.threads import (
@@ -32,6 +33,7 @@ from dakera_server.engine.text.threads import (
     embedding_threads,
     limit_numeric_threads,
     set_embedding_threads,
+    usable_cores,
 )
 from dakera_server.engine.vectors.engine import NamespaceEngine
 from dakera_server.storage.base import CurrentCodec, PayloadCodec
@@ -75,7 +77,12 @@ class Engine:
         data_dir.mkdir(parents=True, exist_ok=True)
         # ``codec`` comes from security.encryption.open_codec (None: plaintext store).
         self.store = SqliteStore(data_dir / DB_FILE, codec)
-        self.embedder = embedder or create_embedder(settings)
+        # Concurrent requests' texts share forward passes (engine/text/batcher.py).
+        self.embedder: EmbeddingProvider = MicroBatcher(
+            embedder or create_embedder(settings),
+            window=settings.embedding_batch_window_ms / 1000.0,
+            passes=usable_cores(),
+        )
         self.events = EventBus(clock)
         # First sink, before anything can emit: ids continue after the persisted ones.
         self.audit = AuditLog(
