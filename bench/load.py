@@ -3,6 +3,7 @@
     .venv/bin/python bench/load.py                          # this tree: 1, 4, 16, 64 clients
     .venv/bin/python bench/load.py --baseline main          # and main's code, side by side
     .venv/bin/python bench/load.py --baseline main --repeat 3 --quiet-below 2.0
+    .venv/bin/python bench/load.py --variant nobatch:DAKERA_EMBEDDING_BATCH_WINDOW_MS=0
 
 Each server is a real ``dakera-server serve`` subprocess (rate limits off, a temporary data dir)
 pre-filled with ``--agents`` agents of ``--memories`` memories each through the batch store
@@ -19,9 +20,10 @@ Phases, each ``--seconds`` long after a ``--warmup``:
 * ``trivial``: ``GET /health`` and ``GET /v1/auth/whoami`` from one client: CPU per request.
 
 Server CPU is the utime + stime of the server process and every process under it
-(``/proc/<pid>/stat``) over the phase, divided by the answers it gave. The load generator
-(``bench/loadclient.py``, raw asyncio) costs ~40 us per request; its own CPU per request is
-printed too. The machine's 1-minute load average is printed beside every row:
+(``/proc/<pid>/stat``) over the phase, divided by the answers it gave; "server cores busy" is
+that CPU time over the phase's wall time (2.0 = both cores of this machine all the time). The
+load generator (``bench/loadclient.py``, raw asyncio) costs ~0.1 ms per request; its own CPU per
+request is printed too. The machine's 1-minute load average is printed beside every row:
 ``--quiet-below L`` waits (up to ``--quiet-timeout`` s) for it to fall below ``L`` first.
 
 A ``503``/``429`` answer is a deliberate refusal: the client waits ``Retry-After`` (capped at
@@ -250,6 +252,7 @@ class Phase:
             "store_p99": _r(self.pct("store", 0.99)),
             "other_p50": _r(self.pct("other", 0.5)),
             "cpu_ms_per_req": _r(self.cpu_ms()),
+            "server_cores": _r(self.server_cpu / self.seconds),
             "client_cpu_ms_per_req": _r(1000.0 * self.client_cpu / served if served else None),
             "refused": self.refused,
             "errors": sum(self.errors.values()),
@@ -336,6 +339,7 @@ async def run_phase(
         "store": [("store", 1.0)],
         "health": [("/health", 1.0)],
         "whoami": [("/v1/auth/whoami", 1.0)],
+        "bare": [("/", 1.0)],
     }
     result = Phase(server.label, kind, clients, seconds, load1(), {}, 0, {}, 0.0, 0.0)
     begin = time.perf_counter()
@@ -399,6 +403,7 @@ COLUMNS = [
     ("store_p99", "store p99 ms"),
     ("other_p50", "p50 ms"),
     ("cpu_ms_per_req", "server CPU ms/req"),
+    ("server_cores", "server cores busy"),
     ("client_cpu_ms_per_req", "client CPU ms/req"),
     ("refused", "503/429"),
     ("errors", "errors"),
@@ -452,6 +457,12 @@ def main() -> None:
     parser.add_argument("--baseline", help="git ref whose code runs side by side (e.g. main)")
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for this tree")
     parser.add_argument("--baseline-env", action="append", default=[], help="KEY=VALUE")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="LABEL:KEY=VALUE,KEY=VALUE: one more server of this tree with that environment",
+    )
     parser.add_argument("--no-trivial", action="store_true", help="skip /health and whoami")
     parser.add_argument("--no-verify", action="store_true", help="skip the SIGKILL read-back")
     parser.add_argument("--quiet-below", type=float, default=None)
@@ -468,6 +479,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="dakera-load-") as tmp:
         work = Path(tmp)
         servers = [Server("this", None, parse_env(args.env), work / "this", work / "this.log")]
+        for variant in args.variant:
+            label, _, pairs = variant.partition(":")
+            env = {**parse_env(args.env), **parse_env([p for p in pairs.split(",") if p])}
+            servers.append(Server(label, None, env, work / label, work / f"{label}.log"))
         if args.baseline:
             src = baseline_tree(args.baseline, work)
             servers.insert(

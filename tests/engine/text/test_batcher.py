@@ -75,7 +75,7 @@ def minilm() -> MiniLMProvider:
     return MiniLMProvider.shared()
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(texts=st.lists(TEXTS, min_size=2, max_size=8))
 def test_one_pass_over_mixed_lengths_equals_one_at_a_time(
     minilm: MiniLMProvider, texts: list[str]
@@ -88,7 +88,7 @@ def test_one_pass_over_mixed_lengths_equals_one_at_a_time(
         assert together.embedded_tokens[i] == alone.embedded_tokens[0]
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(texts=st.lists(TEXTS, min_size=2, max_size=12))
 def test_concurrent_callers_get_their_own_vectors(minilm: MiniLMProvider, texts: list[str]) -> None:
     batcher = MicroBatcher(minilm, window=0.005, passes=1)
