@@ -3,7 +3,7 @@
     .venv/bin/python bench/load.py                          # this tree: 1, 4, 16, 64 clients
     .venv/bin/python bench/load.py --baseline main          # and main's code, side by side
     .venv/bin/python bench/load.py --baseline main --repeat 3 --quiet-below 2.0
-    .venv/bin/python bench/load.py --variant nobatch:DAKERA_EMBEDDING_BATCH_WINDOW_MS=0
+    .venv/bin/python bench/load.py --variant nobatch:DAKERA_EMBEDDING_PASSES=0
 
 Each server is a real ``dakera-server serve`` subprocess (rate limits off, a temporary data dir)
 pre-filled with ``--agents`` agents of ``--memories`` memories each through the batch store

@@ -165,12 +165,12 @@ SETTINGS: tuple[Setting, ...] = (
         "0 = one per usable core. A single text always runs on its request's thread.",
     ),
     Setting(
-        "DAKERA_EMBEDDING_BATCH_WINDOW_MS",
-        "embedding_batch_window_ms",
-        float_parser(0.0, 100.0),
-        2.0,
-        "Concurrent requests needing an embedding share one forward pass: while another pass "
-        "runs, a request waits at most this long for company (0 = every request embeds alone).",
+        "DAKERA_EMBEDDING_PASSES",
+        "embedding_passes",
+        int_parser(0, 64),
+        1,
+        "Embedding passes run at once for single texts (recall queries, single stores); texts "
+        "arriving while they run share the next pass (0 = every request embeds alone).",
     ),
     Setting(
         "DAKERA_MAX_CONCURRENT_REQUESTS",

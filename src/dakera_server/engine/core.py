@@ -25,7 +25,7 @@ from dakera_server.engine.lifecycle.core import Lifecycle
 from dakera_server.engine.lifecycle.policies import PolicyStore
 from dakera_server.engine.memory.engine import Clock, MemoryEngine
 from dakera_server.engine.memory.sessions import SessionEngine
-from dakera_server.engine.text.batcher import MicroBatcher
+from dakera_server.engine.text.batcher import BATCH_WINDOW_SECONDS, MicroBatcher
 from dakera_server.engine.text.embedding import EmbeddingProvider
 from dakera_server.engine.text.providers import create_provider
 from dakera_server.engine.text.threads import (
@@ -33,7 +33,6 @@ from dakera_server.engine.text.threads import (
     embedding_threads,
     limit_numeric_threads,
     set_embedding_threads,
-    usable_cores,
 )
 from dakera_server.engine.vectors.engine import NamespaceEngine
 from dakera_server.storage.base import CurrentCodec, PayloadCodec
@@ -80,8 +79,8 @@ class Engine:
         # Concurrent requests' texts share forward passes (engine/text/batcher.py).
         self.embedder: EmbeddingProvider = MicroBatcher(
             embedder or create_embedder(settings),
-            window=settings.embedding_batch_window_ms / 1000.0,
-            passes=usable_cores(),
+            window=BATCH_WINDOW_SECONDS if settings.embedding_passes else 0.0,
+            passes=settings.embedding_passes,
         )
         self.events = EventBus(clock)
         # First sink, before anything can emit: ids continue after the persisted ones.

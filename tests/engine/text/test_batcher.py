@@ -135,7 +135,7 @@ def test_a_lone_caller_does_not_wait_for_the_window(minilm: MiniLMProvider) -> N
     assert batcher.passes_run == 3
 
 
-def test_big_calls_and_a_zero_window_go_straight_through(minilm: MiniLMProvider) -> None:
+def test_big_calls_and_batching_off_go_straight_through(minilm: MiniLMProvider) -> None:
     batcher = MicroBatcher(minilm, window=0.002, passes=1, direct_above=8)
     batch = batcher.embed([f"memory {i}" for i in range(20)])
     assert len(batch) == 20 and batcher.passes_run == 0
@@ -143,6 +143,9 @@ def test_big_calls_and_a_zero_window_go_straight_through(minilm: MiniLMProvider)
     concurrently([lambda i=i: off.embed_one(f"text {i}") for i in range(6)])
     assert off.passes_run == 0
     assert len(off.embed([])) == 0
+    no_slots = MicroBatcher(minilm, window=0.002, passes=0)  # DAKERA_EMBEDDING_PASSES=0
+    concurrently([lambda i=i: no_slots.embed_one(f"text {i}") for i in range(6)])
+    assert no_slots.passes_run == 0
 
 
 def test_the_batcher_is_an_embedding_provider(minilm: MiniLMProvider) -> None:

@@ -8,13 +8,19 @@ queries costs. :class:`MicroBatcher` wraps any :class:`EmbeddingProvider` and ga
 
 * a caller that finds no pass running starts one at once with whatever is queued (usually only
   its own text): a lone caller waits for nothing;
-* a caller that finds a pass running queues its texts. When a pass slot is free (``passes``
-  slots) the head of the queue waits at most ``window`` for company, then runs the queue as one
-  pass; when every slot is busy the queue keeps filling until a pass ends, and the thread that
-  ends it hands the queue to its head at once (group commit: the busier the server, the bigger
-  the batches, with no timer involved);
+* a caller that finds a pass running queues its texts. When every pass slot is busy (the
+  server's default is one slot, ``DAKERA_EMBEDDING_PASSES=1``) the queue fills until a pass
+  ends, and the thread that ends it hands the whole queue to its head at once (group commit:
+  the wait is bounded by the pass in flight, and the busier the server, the bigger the batches);
+  with more slots, the head of the queue waits at most ``window`` (``BATCH_WINDOW_SECONDS``)
+  for company before it starts a pass on a free slot;
 * a pass takes at most ``max_batch`` texts; calls bigger than ``direct_above`` texts (batch
   stores, re-embedding) skip the queue: they are batches already.
+
+Why one slot by default: measured side by side under the same load (``bench/load.py --variant``,
+docs/benchmarks.md), two slots with a 2 ms window cost 8-13 % more server CPU per request at
+16-64 clients than one slot (two half-size passes stream the weights twice), for no gain in
+throughput on two cores.
 
 No thread of its own: the caller at the head of the queue runs the pass on its request thread,
 and every other caller of the pass sleeps on its own lock (no herd wakes at each pass).
@@ -40,10 +46,11 @@ import numpy.typing as npt
 from dakera_server.engine.text.embedding import EmbeddingBatch, EmbeddingProvider
 from dakera_server.errors import DakeraError, Unavailable
 
-__all__ = ["DEFAULT_MAX_BATCH", "MicroBatcher"]
+__all__ = ["BATCH_WINDOW_SECONDS", "DEFAULT_MAX_BATCH", "MicroBatcher"]
 
 DEFAULT_MAX_BATCH = 32  # MiniLM's own chunk size (minilm.BATCH_SIZE): one pass, no splitting
 DEFAULT_DIRECT_ABOVE = 8  # a call with more texts than this is a batch already
+BATCH_WINDOW_SECONDS = 0.002  # with more than one pass slot: how long a free slot waits
 
 
 class _Call:
@@ -79,9 +86,9 @@ class MicroBatcher:
     """An :class:`EmbeddingProvider` that merges concurrent small calls into shared passes.
 
     Same contract as the provider it wraps (see the module docstring for how and why);
-    ``window`` is in seconds (0 disables batching: every call goes straight through), and
-    ``passes`` bounds how many passes run at once (one per usable core is the default the
-    engine picks).
+    ``passes`` bounds how many passes run at once and ``window`` (seconds) is how long a free
+    slot waits for company while another pass runs; ``passes=0`` or ``window=0`` disables
+    batching (every call goes straight through).
     """
 
     def __init__(
@@ -97,6 +104,7 @@ class MicroBatcher:
         self.model_name = inner.model_name
         self.dimension = inner.dimension
         self.max_tokens = inner.max_tokens
+        self._off = window <= 0 or passes <= 0
         self._window = max(0.0, window)
         self._passes = max(1, passes)
         self._max_batch = max(1, max_batch)
@@ -113,7 +121,7 @@ class MicroBatcher:
     # ------------------------------------------------------------------ the provider interface
     def embed(self, texts: Sequence[str]) -> EmbeddingBatch:
         """Embed ``texts``, sharing a forward pass with concurrent callers when there are any."""
-        if not texts or len(texts) > self._direct_above or self._window <= 0:
+        if not texts or len(texts) > self._direct_above or self._off:
             return self.inner.embed(texts)
         call = _Call(list(texts))
         with self._lock:
