@@ -474,6 +474,8 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
+    # SIGTERM ends the run through the ``finally`` below, so no server is left running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     clients = [int(c) for c in args.clients.split(",") if c]
     cpu_clients = [int(c) for c in args.cpu_clients.split(",") if c]
     with tempfile.TemporaryDirectory(prefix="dakera-load-") as tmp:
