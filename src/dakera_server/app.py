@@ -1,9 +1,10 @@
 """``create_app(settings)``: the layers in request order, the routers, one error handler.
 
 Request path (ARCHITECTURE.md): security headers → body-size limit → audit → authentication →
-rate limiting → input validation → route handler → engine → storage. The middleware list below
-is in that order, outermost first; layers not yet built are absent, never stubbed. Before them
-all, the trusted-proxy layer settles the client address and scheme (``security/proxy.py``).
+rate limiting → back-pressure → input validation → route handler → engine → storage. The
+middleware list below is in that order, outermost first; layers not yet built are absent, never
+stubbed. Before them all, the trusted-proxy layer settles the client address and scheme
+(``security/proxy.py``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from dakera_server.mcp.server import Options as McpOptions
 from dakera_server.mcp.table import Limits as McpLimits
 from dakera_server.security.audit import AuditMiddleware, AuditWriter, refusal_auditor
 from dakera_server.security.auth import AUTH_DISABLED_CALLER, AuthenticationMiddleware
+from dakera_server.security.backpressure import BackpressureMiddleware
 from dakera_server.security.bodylimit import BodySizeLimitMiddleware
 from dakera_server.security.cors import CORSMiddleware
 from dakera_server.security.encryption import Rotation, open_codec
@@ -257,6 +259,11 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
             exempt_paths=public_paths(app),
             # MCP tool calls are counted as the REST requests they make (mcp/http.py).
             exempt_prefixes=MCP_PREFIXES if mcp_endpoint else (),
+        ),
+        Middleware(
+            BackpressureMiddleware,
+            max_in_flight=settings.max_concurrent_requests,
+            exempt_paths=public_paths(app),
         ),
         Middleware(
             InputValidationMiddleware,

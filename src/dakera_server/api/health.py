@@ -1,4 +1,9 @@
-"""Health probes, Prometheus metrics, capabilities and whoami."""
+"""Health probes, Prometheus metrics, capabilities and whoami.
+
+The probes, capabilities and whoami are ``async``: they only read attributes, and a sync handler
+costs two thread hand-offs per request (FastAPI runs it in the thread pool), which were most of
+a probe's CPU (``bench/protocol.py``). ``/metrics`` stays sync: it walks the agents' indexes.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ routes = Routes()
 
 
 @routes.get("/health", scope=Scope.PUBLIC)
-def health(engine: EngineDep, request: Request) -> Response:
+async def health(engine: EngineDep, request: Request) -> Response:
     if not engine.ready:
         return JSONResponse(
             {"service": "dakera", "status": "starting", "version": API_VERSION},
@@ -44,7 +49,7 @@ def health(engine: EngineDep, request: Request) -> Response:
 
 
 @routes.get("/health/ready", scope=Scope.PUBLIC)
-def health_ready(engine: EngineDep, request: Request) -> Response:
+async def health_ready(engine: EngineDep, request: Request) -> Response:
     limits = request.app.state.rate_limiter.status()
     checks = {
         "rate_limit": {
@@ -65,7 +70,7 @@ def health_ready(engine: EngineDep, request: Request) -> Response:
 
 
 @routes.get("/health/live", scope=Scope.PUBLIC)
-def health_live(engine: EngineDep) -> dict[str, Any]:
+async def health_live(engine: EngineDep) -> dict[str, Any]:
     return {
         "alive": True,
         "version": API_VERSION,
@@ -96,7 +101,7 @@ def metrics(engine: EngineDep, request: Request) -> Response:
 
 
 @routes.get("/v1/capabilities", scope=Scope.READ)
-def capabilities(engine: EngineDep) -> dict[str, Any]:
+async def capabilities(engine: EngineDep) -> dict[str, Any]:
     model = engine.embedder
     return {
         "capabilities_version": 2,
@@ -141,7 +146,7 @@ def capabilities(engine: EngineDep) -> dict[str, Any]:
 
 
 @routes.get("/v1/auth/whoami", scope=Scope.READ)
-def whoami(caller: CallerDep) -> dict[str, Any]:
+async def whoami(caller: CallerDep) -> dict[str, Any]:
     return {
         "key_id": caller.key_id,
         "name": caller.name,

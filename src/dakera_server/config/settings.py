@@ -36,6 +36,8 @@ class Settings:
     exact_search_threshold: int = 10_000
     numeric_threads: int = 1
     embedding_threads: int = 0
+    embedding_passes: int = 1
+    max_concurrent_requests: int = 64
     grpc_enabled: bool = True
     grpc_port: int = 50051
     rate_limit_rps: int = 100

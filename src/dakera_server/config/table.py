@@ -166,6 +166,22 @@ SETTINGS: tuple[Setting, ...] = (
         "0 = one per usable core. A single text always runs on its request's thread.",
     ),
     Setting(
+        "DAKERA_EMBEDDING_PASSES",
+        "embedding_passes",
+        int_parser(0, 64),
+        1,
+        "Embedding passes run at once for single texts (recall queries, single stores); texts "
+        "arriving while they run share the next pass (0 = every request embeds alone).",
+    ),
+    Setting(
+        "DAKERA_MAX_CONCURRENT_REQUESTS",
+        "max_concurrent_requests",
+        int_parser(0, 100_000),
+        64,
+        "Requests in progress at once (health probes aside); one more is answered 503 with "
+        "`Retry-After: 1` at once instead of queueing (0 = no limit).",
+    ),
+    Setting(
         "DAKERA_GRPC_ENABLED",
         "grpc_enabled",
         parse_bool,

@@ -25,6 +25,7 @@ from dakera_server.engine.lifecycle.core import Lifecycle
 from dakera_server.engine.lifecycle.policies import PolicyStore
 from dakera_server.engine.memory.engine import Clock, MemoryEngine
 from dakera_server.engine.memory.sessions import SessionEngine
+from dakera_server.engine.text.batcher import BATCH_WINDOW_SECONDS, MicroBatcher
 from dakera_server.engine.text.embedding import EmbeddingProvider
 from dakera_server.engine.text.providers import create_provider
 from dakera_server.engine.text.threads import (
@@ -75,7 +76,12 @@ class Engine:
         data_dir.mkdir(parents=True, exist_ok=True)
         # ``codec`` comes from security.encryption.open_codec (None: plaintext store).
         self.store = SqliteStore(data_dir / DB_FILE, codec)
-        self.embedder = embedder or create_embedder(settings)
+        # Concurrent requests' texts share forward passes (engine/text/batcher.py).
+        self.embedder: EmbeddingProvider = MicroBatcher(
+            embedder or create_embedder(settings),
+            window=BATCH_WINDOW_SECONDS if settings.embedding_passes else 0.0,
+            passes=settings.embedding_passes,
+        )
         self.events = EventBus(clock)
         # First sink, before anything can emit: ids continue after the persisted ones.
         self.audit = AuditLog(
