@@ -47,6 +47,7 @@ CHECKED_HEADERS = frozenset(
         b"authorization", b"x-api-key", b"host", b"origin", b"user-agent", b"content-type",
         b"x-forwarded-for", b"x-real-ip", b"x-request-id", b"last-event-id", b"referer",
         b"access-control-request-method", b"access-control-request-headers",
+        b"content-digest",
     }
 )  # fmt: skip
 MAX_HEADER_BYTES = 8192
@@ -254,12 +255,35 @@ def _parse(body: bytes) -> Any:
 class InputValidationMiddleware:
     """Pure ASGI layer: validate, then replay the body unchanged to the app (or refuse: 400)."""
 
-    def __init__(self, app: ASGIApp, *, route_paths: Sequence[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        route_paths: Sequence[str],
+        raw_body_routes: Sequence[tuple[str, str]] = (),
+    ) -> None:
         self.app = app
         self.validator = RequestValidator(route_paths)
+        # (method, route template) whose body is a file, not input: it streams to the route
+        # unread and unbuffered (an attachment upload is bytes, not JSON or text to scan);
+        # its headers, path and query parameters are checked as everywhere else.
+        self.raw_body_routes = [(m, compile_path(p)[0]) for m, p in raw_body_routes]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if any(
+            scope.get("method") == method and pattern.match(scope["path"])
+            for method, pattern in self.raw_body_routes
+        ):
+            try:
+                self.validator.check_headers(scope.get("headers", ()))
+                self.validator.check_path(scope["path"])
+                self.validator.check_query(scope.get("query_string", b""))
+            except DakeraError as exc:
+                await error_response(exc)(scope, receive, send)
+                return
             await self.app(scope, receive, send)
             return
         content_type = ""
