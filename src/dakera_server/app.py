@@ -24,6 +24,7 @@ from dakera_server.api import health
 from dakera_server.api.admin import audit, encryption, keys, policies
 from dakera_server.api.documents import attachments, documents, media, records
 from dakera_server.api.documents.attachments import RAW_BODY_ROUTES
+from dakera_server.api.documents.documents import FILE_FIELDS
 from dakera_server.api.errors import exception_handlers
 from dakera_server.api.memories import agents, feedback, knowledge, lifecycle, sessions
 from dakera_server.api.memories import routes as memory
@@ -227,6 +228,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
             InputValidationMiddleware,
             route_paths=sorted({route.path for route in app.state.scope_table}),
             raw_body_routes=RAW_BODY_ROUTES,
+            file_fields=FILE_FIELDS,
         ),
     ]
     return app

@@ -85,11 +85,13 @@ class RequestValidator:
                 bucket.append(compile_path(template)[0])
 
     # -- body -----------------------------------------------------------------------------
-    def check_body(self, body: bytes, content_type: str) -> Any:
+    def check_body(self, body: bytes, content_type: str, file_field: str | None = None) -> Any:
         """Validate a request body of the given content type (empty bodies always pass).
 
         Returns the parsed document of a JSON body (``NOT_JSON`` for anything else), so the
         route can use the very document that was checked instead of parsing the bytes again.
+        ``file_field`` names a top-level string field that carries a file's content (a
+        document to import): it is not scanned as input, every other field is.
         """
         if not body.strip():
             return NOT_JSON
@@ -100,7 +102,12 @@ class RequestValidator:
                     self.check_document(_parse(line), ((None, "line"), index))
         elif not media or media.endswith(("/json", "+json")):
             document = _parse(body)
-            self.check_document(document, None)
+            if file_field is not None and isinstance(document, dict):
+                if not isinstance(document.get(file_field, ""), str):
+                    raise InvalidInput(f"'{file_field}' must be a string")
+                self.check_document({k: v for k, v in document.items() if k != file_field}, None)
+            else:
+                self.check_document(document, None)
             return document
         elif media.startswith("text/"):
             self._text(body.decode("utf-8", errors="replace"), (None, "body"))
@@ -261,9 +268,12 @@ class InputValidationMiddleware:
         *,
         route_paths: Sequence[str],
         raw_body_routes: Sequence[tuple[str, str]] = (),
+        file_fields: Sequence[tuple[str, str, str]] = (),
     ) -> None:
         self.app = app
         self.validator = RequestValidator(route_paths)
+        # (method, route template, field): JSON bodies whose one field is a file's content.
+        self.file_fields = [(m, compile_path(p)[0], f) for m, p, f in file_fields]
         # (method, route template) whose body is a file, not input: it streams to the route
         # unread and unbuffered (an attachment upload is bytes, not JSON or text to scan);
         # its headers, path and query parameters are checked as everywhere else.
@@ -303,7 +313,15 @@ class InputValidationMiddleware:
             self.validator.check_headers(scope.get("headers", ()))
             self.validator.check_path(scope["path"])
             self.validator.check_query(scope.get("query_string", b""))
-            document = self.validator.check_body(body, content_type)
+            file_field = next(
+                (
+                    field
+                    for method, pattern, field in self.file_fields
+                    if scope.get("method") == method and pattern.match(scope["path"])
+                ),
+                None,
+            )
+            document = self.validator.check_body(body, content_type, file_field)
         except DakeraError as exc:
             await error_response(exc)(scope, receive, send)
             return

@@ -19,6 +19,10 @@ from dakera_server.engine.documents.importer import ImportRequest
 from dakera_server.engine.tasks.runner import Task
 
 routes = Routes()
+IMPORT_PATH = "/v1/memory/documents"
+# The import's ``content`` is a document (HTML, Markdown, code samples): the input validation
+# layer checks every other field of the body, not this one (it is parsed, never served).
+FILE_FIELDS = (("POST", IMPORT_PATH, "content"),)
 
 
 def _request(body: DocumentOptions, agent_id: str, **extra: Any) -> ImportRequest:
@@ -41,7 +45,7 @@ def _accepted(task: Task) -> dict[str, Any]:
     }
 
 
-@routes.post("/v1/memory/documents", scope=Scope.WRITE, status_code=202)
+@routes.post(IMPORT_PATH, scope=Scope.WRITE, status_code=202)
 def import_document(
     body: ImportDocumentRequest, engine: EngineDep, caller: CallerDep
 ) -> dict[str, Any]:

@@ -57,7 +57,7 @@ def precheck(kind: str, data: bytes, limits: ImportLimits) -> int | None:
     if kind in ("text", "markdown", "html"):
         limits.check_text(len(data))
     if kind == "pdf":
-        return count_pages(data, limits)
+        return count_pages(data, limits, inflate=True)
     if kind == "docx":
         check_zip(data, limits)
     return None
