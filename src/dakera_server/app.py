@@ -19,11 +19,15 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from starlette.middleware import Middleware
+from starlette.routing import compile_path
 
 from dakera_server import API_VERSION, __version__
 from dakera_server.api import health
 from dakera_server.api.admin import audit, doctor, encryption, keys, policies
 from dakera_server.api.console.routes import console_routes
+from dakera_server.api.documents import attachments, documents, media, records
+from dakera_server.api.documents.attachments import RAW_BODY_ROUTES
+from dakera_server.api.documents.documents import FILE_FIELDS
 from dakera_server.api.errors import exception_handlers
 from dakera_server.api.memories import agents, feedback, knowledge, lifecycle, sessions
 from dakera_server.api.memories import routes as memory
@@ -77,6 +81,7 @@ ROUTERS = (
         knowledge,
     ),
     *(namespaces, vectors, vector_text, vector_advanced),
+    *(attachments, documents, media, records),
 )
 FLUSH_INTERVAL_SECONDS = 5.0
 
@@ -234,6 +239,15 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         Middleware(
             BodySizeLimitMiddleware,
             max_body_size=settings.max_body_size,
+            path_limits=[
+                (
+                    m,
+                    compile_path(p)[0],
+                    settings.max_attachment_bytes,
+                    "DAKERA_MAX_ATTACHMENT_BYTES",
+                )
+                for m, p in RAW_BODY_ROUTES
+            ],
             # Outside the audit layer, so it audits the 413s it answers itself.
             on_refusal=None
             if audit_log is None
@@ -270,6 +284,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
             route_paths=sorted({route.path for route in app.state.scope_table}),
             # MCP tool arguments are checked as the REST bodies they become.
             opaque_body_prefixes=MCP_PREFIXES if mcp_endpoint else (),
+            raw_body_routes=RAW_BODY_ROUTES,
+            file_fields=FILE_FIELDS,
         ),
     ]
     return app

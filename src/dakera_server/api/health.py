@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 
 from dakera_server import API_VERSION
 from dakera_server.api.deps import CallerDep, EngineDep
+from dakera_server.api.documents.capabilities import file_capabilities
 from dakera_server.api.scopes import Routes, Scope
 from dakera_server.engine.rules import (
     AGENT_ID_MAX_BYTES,
@@ -123,10 +124,7 @@ async def capabilities(engine: EngineDep) -> dict[str, Any]:
         "search_mode": "hybrid",
         "fulltext_language": "en",
         "query_languages": ["en"],
-        "records": {"enabled": False},
-        "attachments": {"enabled": False},
-        "vision": {"enabled": False},
-        "documents": {"enabled": False},
+        **file_capabilities(engine),
         "naming": {
             "agent_id_pattern": AGENT_ID_PATTERN.pattern,
             "agent_id_max_bytes": AGENT_ID_MAX_BYTES,

@@ -143,7 +143,12 @@ class SecurityHeadersMiddleware:
                 started = True
                 response_headers = MutableHeaders(scope=message)
                 for name, value in headers:
-                    response_headers[name] = value
+                    if name == "Content-Security-Policy" and name in response_headers:
+                        # A route's own policy (a sandbox for served files) stays beside the
+                        # preset's: a browser enforces both, so neither can loosen the other.
+                        response_headers.append(name, value)
+                    else:
+                        response_headers[name] = value
             await send(message)
 
         try:

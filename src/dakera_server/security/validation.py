@@ -48,6 +48,7 @@ CHECKED_HEADERS = frozenset(
         b"authorization", b"x-api-key", b"host", b"origin", b"user-agent", b"content-type",
         b"x-forwarded-for", b"x-real-ip", b"x-request-id", b"last-event-id", b"referer",
         b"access-control-request-method", b"access-control-request-headers",
+        b"content-digest",
     }
 )  # fmt: skip
 MAX_HEADER_BYTES = 8192
@@ -85,11 +86,13 @@ class RequestValidator:
                 bucket.append(compile_path(template)[0])
 
     # -- body -----------------------------------------------------------------------------
-    def check_body(self, body: bytes, content_type: str) -> Any:
+    def check_body(self, body: bytes, content_type: str, file_field: str | None = None) -> Any:
         """Validate a request body of the given content type (empty bodies always pass).
 
         Returns the parsed document of a JSON body (``NOT_JSON`` for anything else), so the
         route can use the very document that was checked instead of parsing the bytes again.
+        ``file_field`` names a top-level string field that carries a file's content (a
+        document to import): it is not scanned as input, every other field is.
         """
         if not body.strip():
             return NOT_JSON
@@ -100,7 +103,12 @@ class RequestValidator:
                     self.check_document(_parse(line), ((None, "line"), index))
         elif not media or media.endswith(("/json", "+json")):
             document = _parse(body)
-            self.check_document(document, None)
+            if file_field is not None and isinstance(document, dict):
+                if not isinstance(document.get(file_field, ""), str):
+                    raise InvalidInput(f"'{file_field}' must be a string")
+                self.check_document({k: v for k, v in document.items() if k != file_field}, None)
+            else:
+                self.check_document(document, None)
             return document
         elif media.startswith("text/"):
             self._text(body.decode("utf-8", errors="replace"), (None, "body"))
@@ -275,6 +283,8 @@ class InputValidationMiddleware:
         *,
         route_paths: Sequence[str],
         opaque_body_prefixes: tuple[str, ...] = (),
+        raw_body_routes: Sequence[tuple[str, str]] = (),
+        file_fields: Sequence[tuple[str, str, str]] = (),
     ) -> None:
         self.app = app
         self.validator = RequestValidator(route_paths)
@@ -282,9 +292,28 @@ class InputValidationMiddleware:
         # and query are checked here, and every value inside reaches the engine only as an
         # in-process REST request that this layer checks in full.
         self.opaque_body_prefixes = opaque_body_prefixes
+        # (method, route template, field): JSON bodies whose one field is a file's content.
+        self.file_fields = [(m, compile_path(p)[0], f) for m, p, f in file_fields]
+        # (method, route template) whose body is a file, not input: it streams to the route
+        # unread and unbuffered (an attachment upload is bytes, not JSON or text to scan);
+        # its headers, path and query parameters are checked as everywhere else.
+        self.raw_body_routes = [(m, compile_path(p)[0]) for m, p in raw_body_routes]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if any(
+            scope.get("method") == method and pattern.match(scope["path"])
+            for method, pattern in self.raw_body_routes
+        ):
+            try:
+                self.validator.check_headers(scope.get("headers", ()))
+                self.validator.check_path(scope["path"])
+                self.validator.check_query(scope.get("query_string", b""))
+            except DakeraError as exc:
+                await error_response(exc)(scope, receive, send)
+                return
             await self.app(scope, receive, send)
             return
         content_type = ""
@@ -306,7 +335,17 @@ class InputValidationMiddleware:
             self.validator.check_query(scope.get("query_string", b""))
             path = scope["path"]
             opaque = any(path == p or path.startswith(p + "/") for p in self.opaque_body_prefixes)
-            document = NOT_JSON if opaque else self.validator.check_body(body, content_type)
+            file_field = next(
+                (
+                    field
+                    for method, pattern, field in self.file_fields
+                    if scope.get("method") == method and pattern.match(path)
+                ),
+                None,
+            )
+            document = (
+                NOT_JSON if opaque else self.validator.check_body(body, content_type, file_field)
+            )
         except DakeraError as exc:
             await error_response(exc)(scope, receive, send)
             return

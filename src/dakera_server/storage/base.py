@@ -26,7 +26,17 @@ __all__ = [
 ]
 
 Table = Literal[
-    "memories", "sessions", "namespaces", "vectors", "api_keys", "edges", "meta", "trash"
+    "memories",
+    "sessions",
+    "namespaces",
+    "vectors",
+    "api_keys",
+    "edges",
+    "meta",
+    "trash",
+    "attachments",
+    "documents",
+    "representations",
 ]
 
 

@@ -19,7 +19,7 @@ __all__ = ["SqliteStore", "map_sqlite_errors", "open_durable"]
 
 TABLES: tuple[Table, ...] = ("memories", "sessions", "namespaces", "vectors", "api_keys", "edges")
 # Tables added by later migrations (the first migration must keep creating exactly TABLES).
-LATER_TABLES: tuple[Table, ...] = ("trash",)
+LATER_TABLES: tuple[Table, ...] = ("trash", "attachments", "documents", "representations")
 
 # Each entry migrates the schema from version i to i+1; never edit a released entry.
 MIGRATIONS: tuple[str, ...] = (
@@ -42,6 +42,18 @@ MIGRATIONS: tuple[str, ...] = (
         vector BLOB,
         PRIMARY KEY (grp, key)
     );""",
+    # 3: attachment manifests (engine/attachments), imported documents (engine/documents) and
+    # the extra representations of vector records (engine/records).
+    "\n".join(
+        f"""CREATE TABLE {table} (
+            grp TEXT NOT NULL,
+            key TEXT NOT NULL,
+            payload BLOB NOT NULL,
+            vector BLOB,
+            PRIMARY KEY (grp, key)
+        );"""
+        for table in ("attachments", "documents", "representations")
+    ),
 )
 
 

@@ -78,6 +78,9 @@ class MemoryEngine:
         # indexed with these vectors, and after memories are deleted.
         self.on_indexed: list[Callable[[Sequence[Memory], npt.NDArray[np.float32]], None]] = []
         self.on_forgotten: list[Callable[[str, Sequence[Memory]], None]] = []
+        # Checks other domains make on validated memories before anything is written
+        # (an ``attachment_ref`` must name a stored attachment).
+        self.before_store: list[Callable[[Sequence[Memory]], None]] = []
 
     # ----------------------------------------------------------------- loading
     def load(self) -> int:
@@ -230,6 +233,8 @@ class MemoryEngine:
             if key in seen:
                 raise InvalidInput(f"memory id '{memory.id}' appears twice in the batch")
             seen.add(key)
+        for check in self.before_store:
+            check(memories)
         started = time.perf_counter()
         embedded = self.embedder.embed([m.content for m in memories])
         embedding_ms = (time.perf_counter() - started) * 1000.0

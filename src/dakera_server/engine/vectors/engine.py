@@ -343,7 +343,13 @@ class NamespaceEngine:
             if namespace.deleted:
                 raise not_found(name)
             count = namespace.vector_count()
-            self.store.write([Op.delete_group("vectors", name), Op.delete("namespaces", name)])
+            self.store.write(
+                [
+                    Op.delete_group("vectors", name),
+                    Op.delete_group("representations", name),  # engine/records
+                    Op.delete("namespaces", name),
+                ]
+            )
             namespace.deleted = True
             with self._lock:
                 self._namespaces.pop(name, None)
