@@ -8,8 +8,7 @@ One sub-package per domain; each ``__init__`` says what it owns and what it may 
     attachments                   files per namespace (streamed, sealed at rest)
     lifecycle | graph | vectors   jobs over memories; the knowledge graph; vector namespaces
     entities                      entity extraction
-    memory                        agent memories, recall, sessions
-    keys                          API keys and their usage
+    memory | keys                 agent memories, recall, sessions; API keys and their usage
     text | ann | events | tasks   embeddings + BM25; vector indexes; event bus and audit log;
                                   background jobs of the job routes
     access | rules                who is calling (``Caller``, ``Scope``); shared input rules
