@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from dakera_server.engine.access import Caller, Scope
 from dakera_server.engine.memory.engine import MemoryEngine
-from dakera_server.engine.memory.fusion import DEFAULT_TUNING, RecallTuning, relevance
+from dakera_server.engine.memory.fusion import DEFAULT_TUNING, RecallTuning, minmax, relevance
 from dakera_server.engine.memory.models import EVENT_TIME_KEY, Memory
 from dakera_server.engine.memory.query import analyze_query, has_time_expression, speaker_of
 from dakera_server.engine.memory.recall import RecallFilters, recall
@@ -333,3 +333,11 @@ def test_rank_order_and_top_k_prefixes_hold_for_any_tuning(
     for k in range(1, 10):
         first = recall(engine, ROOT, "conv", query, top_k=k, touch=False, tuning=tuning).results
         assert [r.memory.id for r in first] == [r.memory.id for r in ten[:k]]
+
+
+def test_min_max_treats_rounding_noise_as_a_tie() -> None:
+    # float32 vs float64 BM25 of the same documents differ by ~1e-7: not a ranking signal.
+    assert minmax({"a": 3.0000001, "b": 3.0, "c": 3.00000005}) == {"a": 1.0, "b": 1.0, "c": 1.0}
+    assert minmax({"a": 0.60000002, "b": 0.6}) == {"a": 1.0, "b": 1.0}
+    spread = minmax({"a": 3.0, "b": 2.0, "c": 2.5})
+    assert spread == {"a": 1.0, "b": 0.0, "c": 0.5}

@@ -21,6 +21,7 @@ from dakera_server.engine.memory.query import QueryAnalysis, has_time_expression
 __all__ = ["DEFAULT_TUNING", "RecallTuning", "Relevance", "relevance"]
 
 RRF_K = 60
+TIE_TOLERANCE = 1e-5  # relative: float32 scores carry ~7 significant digits
 
 
 @dataclass(frozen=True)
@@ -64,11 +65,18 @@ class Relevance:
 
 
 def minmax(scores: Mapping[str, float]) -> dict[str, float]:
-    """Scores rescaled to [0, 1] (all 1.0 when they are equal): keeps the gaps, unlike RRF."""
+    """Scores rescaled to [0, 1] (all 1.0 when they are equal): keeps the gaps, unlike RRF.
+
+    Scores closer than ``TIE_TOLERANCE`` of their size count as equal. Rescaling stretches any
+    spread to the full [0, 1], so without this, rounding noise between near-identical candidates
+    (BM25 scored in float32 by tantivy or in float64 by the write overlay, a query embedded alone
+    or in a shared batch: ~1e-7) would become a whole unit of score and reorder them from one
+    recall to the next.
+    """
     if not scores:
         return {}
     low, high = min(scores.values()), max(scores.values())
-    if high - low < 1e-12:
+    if high - low <= TIE_TOLERANCE * max(abs(high), abs(low), 1e-12):
         return dict.fromkeys(scores, 1.0)
     return {key: (value - low) / (high - low) for key, value in scores.items()}
 
