@@ -24,6 +24,13 @@ from dakera_server.api.admin import audit, encryption, keys, policies
 from dakera_server.api.errors import exception_handlers
 from dakera_server.api.memories import agents, feedback, knowledge, lifecycle, sessions
 from dakera_server.api.memories import routes as memory
+from dakera_server.api.ops import analytics as ops_analytics
+from dakera_server.api.ops import cluster as ops_cluster
+from dakera_server.api.ops import indexes as ops_indexes
+from dakera_server.api.ops import limits as ops_limits
+from dakera_server.api.ops import ops as ops_routes
+from dakera_server.api.ops import prometheus, sealing
+from dakera_server.api.ops.metering import MeteringMiddleware
 from dakera_server.api.routeorder import hot_routes_first
 from dakera_server.api.scopes import public_paths, scope_table
 from dakera_server.api.vectors import advanced as vector_advanced
@@ -63,6 +70,7 @@ ROUTERS = (
         knowledge,
     ),
     *(namespaces, vectors, vector_text, vector_advanced),
+    *(prometheus, ops_analytics, ops_routes, ops_limits, ops_indexes, ops_cluster, sealing),
 )
 FLUSH_INTERVAL_SECONDS = 5.0
 
@@ -143,6 +151,10 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.scope_table = scope_table(app)
     app.state.rate_limiter = limiter
+    app.state.prometheus = prometheus.registry_for(engine, limiter)
+    # Set by whoever runs the server (``dakera-server serve``, the test harness): asks it to
+    # stop gracefully. ``POST /ops/shutdown`` answers 501 without one.
+    app.state.request_shutdown = None
     grpc_server: GrpcServer | None = None
     if settings.grpc_enabled:
         grpc_server = create_grpc_server(
@@ -181,6 +193,13 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
                 csp_enabled=settings.csp_enabled,
                 csp_directives=settings.csp_directives,
             ),
+        ),
+        # Right inside the headers layer: times every other layer, counts refusals too.
+        Middleware(
+            MeteringMiddleware,
+            metrics=engine.ops.metrics,
+            slowlog=engine.ops.slowlog,
+            maintenance=engine.ops.maintenance,
         ),
         Middleware(
             CORSMiddleware,

@@ -63,6 +63,8 @@ class Settings:
     csp_directives: str | None = None
     cors_origins: tuple[str, ...] = ()
     cors_credentials: bool = False
+    metrics_snapshot_secs: int = 60
+    slow_query_threshold_ms: int = 500
     # Not from the environment: tests pin the clock to make decay and TTL deterministic.
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from dakera_server import API_VERSION
 from dakera_server.config import Settings
 from dakera_server.engine.ann.snapshots import SnapshotStore
 from dakera_server.engine.entities.service import EntityService
@@ -25,6 +26,7 @@ from dakera_server.engine.lifecycle.core import Lifecycle
 from dakera_server.engine.lifecycle.policies import PolicyStore
 from dakera_server.engine.memory.engine import Clock, MemoryEngine
 from dakera_server.engine.memory.sessions import SessionEngine
+from dakera_server.engine.ops.service import Operations
 from dakera_server.engine.text.embedding import EmbeddingProvider
 from dakera_server.engine.text.providers import create_provider
 from dakera_server.engine.text.threads import (
@@ -34,7 +36,7 @@ from dakera_server.engine.text.threads import (
     set_embedding_threads,
 )
 from dakera_server.engine.vectors.engine import NamespaceEngine
-from dakera_server.storage.base import CurrentCodec, PayloadCodec
+from dakera_server.storage.base import CurrentCodec, IdentityCodec, PayloadCodec
 from dakera_server.storage.eventlog import EVENT_LOG_FILE, SqliteEventLog
 from dakera_server.storage.sqlite import SqliteStore
 
@@ -128,6 +130,20 @@ class Engine:
             ttl_interval_secs=settings.ttl_sweep_interval_secs,
             policy_for=self.policies.policy_for,
         )
+        self.ops = Operations(
+            settings,
+            self.store,
+            self.events,
+            memories=self.memories,
+            namespaces=self.namespaces,
+            sessions=self.sessions,
+            graph=self.graph,
+            lifecycle=self.lifecycle,
+            version=API_VERSION,
+            started_at=self.started_at,
+            clock=clock,
+            encrypted=not isinstance(self.store.codec, IdentityCodec),
+        )
         self.ready = False
 
     def load(self) -> None:
@@ -181,6 +197,7 @@ class Engine:
         vectors = timed("namespaces", self.namespaces.load)
         logger.info("loaded %d namespace records", vectors)
         timed("lifecycle", self.lifecycle.load)
+        timed("ops", self.ops.load)
         return count, sessions
 
     def _link_session_summary(self, agent_id: str, summary_id: str, memory_ids: list[str]) -> None:
@@ -200,5 +217,6 @@ class Engine:
         self.memories.save_snapshots()
         self.namespaces.close()
         self.keys.usage.flush()
+        self.ops.close()  # last counter snapshot, before the store closes
         self.audit.close()
         self.store.close()
