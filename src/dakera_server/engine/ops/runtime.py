@@ -45,6 +45,10 @@ class Knob:
     persist: bool = True
 
 
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
 def number_knob(
     name: str,
     help: str,
@@ -64,7 +68,7 @@ def number_knob(
             wrong_type = True
         if wrong_type or not low <= value <= high:
             kind = "a whole number" if integer else "a number"
-            raise InvalidInput(f"'{name}' must be {kind} from {low:g} to {high:g}")
+            raise InvalidInput(f"'{name}' must be {kind} from {_number(low)} to {_number(high)}")
         return int(value) if integer else float(value)
 
     return Knob(name, help, check, get, apply, persist)
