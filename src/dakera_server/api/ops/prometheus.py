@@ -22,7 +22,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from dakera_server.api.deps import EngineDep
 from dakera_server.api.scopes import Routes, Scope
@@ -156,11 +156,11 @@ def _exposition(request: Request) -> Response:
     return Response(generate_latest(registry), media_type=CONTENT_TYPE)
 
 
-@routes.get("/metrics", scope=Scope.PUBLIC)
+@routes.get("/metrics", scope=Scope.PUBLIC, response_class=PlainTextResponse)
 def metrics(engine: EngineDep, request: Request) -> Response:
     return _exposition(request)
 
 
-@routes.get("/v1/ops/metrics", scope=Scope.ADMIN)
+@routes.get("/v1/ops/metrics", scope=Scope.ADMIN, response_class=PlainTextResponse)
 def ops_metrics(engine: EngineDep, request: Request) -> Response:
     return _exposition(request)
