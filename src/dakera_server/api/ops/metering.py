@@ -92,7 +92,11 @@ class MeteringMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        if self.maintenance.refusing() and not scope["path"].startswith(MAINTENANCE_OPEN_PREFIXES):
+        if (
+            self.maintenance.enabled
+            and self.maintenance.refusing()
+            and not scope["path"].startswith(MAINTENANCE_OPEN_PREFIXES)
+        ):
             refusal = Unavailable(
                 "the server is in maintenance mode; retry later",
                 retry_after=MAINTENANCE_RETRY_SECONDS,
@@ -112,7 +116,11 @@ class MeteringMiddleware:
             await send(message)
 
         metered_receive = receive
-        if scope["method"] in BODY_METHODS:
+        path: str = scope["path"]
+        # Bodies are only looked at where a namespace or a slow query may need them.
+        if scope["method"] in BODY_METHODS and (
+            path.startswith("/v1/namespaces/") or path in BODY_AGENT_ROUTES
+        ):
 
             async def metered_receive() -> Message:
                 message = await receive()

@@ -2,7 +2,7 @@
 
 Both render the same ``CollectorRegistry``, whose one collector reads the engine's metrics
 registry at scrape time. The hot path never touches ``prometheus_client``: its
-``labels().inc()`` + ``observe()`` measured 12.7 µs per request against 1.0 µs for the
+``labels().inc()`` + ``observe()`` measured 4.1 CPU µs per request against 0.7 µs for the
 engine's own counters (``bench/metrics_path.py``); the library is used for what it is best at,
 a correct text format (escaping, cumulative ``_bucket``/``_sum``/``_count``).
 """

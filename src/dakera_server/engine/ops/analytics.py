@@ -61,12 +61,12 @@ class Analytics:
         self.started_at = started_at
         self.clock = clock
 
-    def _window(self, period: str | None) -> tuple[str, MetricsState, float]:
+    def _window(self, period: str | None, namespace: str | None) -> tuple[str, MetricsState, float]:
         try:
             label, seconds = parse_period(period)
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
-        state, covered = self.history.window(seconds)
+        state, covered = self.history.window(seconds, () if namespace is None else (namespace,))
         return label, state, min(covered, float(seconds))
 
     @staticmethod
@@ -81,7 +81,7 @@ class Analytics:
 
     def overview(self, period: str | None = None, namespace: str | None = None) -> dict[str, Any]:
         """Query counts, latency, rates, errors and storage of a period."""
-        label, state, seconds = self._window(period)
+        label, state, seconds = self._window(period, namespace)
         total, queries, writes = self._scope(state, namespace)
         facts = self.inventory.all()
         if namespace is not None:
@@ -96,7 +96,7 @@ class Analytics:
             "total_requests": total.requests,
             "total_queries": queries.requests,
             "total_upserts": writes.requests,
-            "records_written": total.records if namespace is not None else _records(state),
+            "records_written": total.records if namespace is not None else state.records_total,
             "avg_latency_ms": _ms(latency.mean_ms),
             "p50_latency_ms": _ms(latency.quantile(0.50)),
             "p95_latency_ms": _ms(latency.quantile(0.95)),
@@ -120,7 +120,7 @@ class Analytics:
 
     def latency(self, period: str | None = None, namespace: str | None = None) -> dict[str, Any]:
         """Latency quantiles of a period, overall and by operation kind and route."""
-        label, state, seconds = self._window(period)
+        label, state, seconds = self._window(period, namespace)
         total, _, _ = self._scope(state, namespace)
         hist = total.latency
         by_operation: dict[str, Any] = {}
@@ -162,7 +162,7 @@ class Analytics:
 
     def throughput(self, period: str | None = None, namespace: str | None = None) -> dict[str, Any]:
         """Request, query, write and byte rates of a period."""
-        label, state, seconds = self._window(period)
+        label, state, seconds = self._window(period, namespace)
         total, queries, writes = self._scope(state, namespace)
         by_operation = {"query": queries.requests, "upsert": writes.requests}
         return {
@@ -175,7 +175,7 @@ class Analytics:
             "queries_per_second": _rate(queries.requests, seconds),
             "upserts_per_second": _rate(writes.requests, seconds),
             "records_per_second": _rate(
-                total.records if namespace is not None else _records(state), seconds
+                total.records if namespace is not None else state.records_total, seconds
             ),
             "bytes_per_second": _rate(total.bytes_in + total.bytes_out, seconds),
             "bytes_in": total.bytes_in,
@@ -234,16 +234,11 @@ class Analytics:
     def kpis(self) -> dict[str, Any]:
         """The eight product KPIs (latencies over the last one to two minutes, see history)."""
         now = self.clock()
-        recent, _ = self.history.window(KPI_LATENCY_SECONDS)
+        recent, _ = self.history.window(KPI_LATENCY_SECONDS, ())
         recall = recent.route(RECALL_ROUTE).latency
         store = recent.route(STORE_ROUTE).latency
         total = recent.total()
-        day, _ = self.history.window(DAY)
-        active = sum(
-            1
-            for name, stats in day.namespaces.items()
-            if name.startswith(AGENT_NAMESPACE_PREFIX) and (stats.stores or stats.recalls)
-        )
+        active = self.history.active_since(DAY, AGENT_NAMESPACE_PREFIX)
         week_start = now - 7 * DAY
         sessions = sum(1 for s in self.sessions.list_for(SYSTEM) if s.started_at >= week_start)
         nodes = 0
@@ -276,7 +271,7 @@ class Analytics:
             return 0.0, 0
         if before is None:  # history starts inside the cohort's day: count from its start
             start = float(self.history.origin)
-        stored = _records(after.minus(before), agents_only=True)
+        stored = after.records_agents - (0 if before is None else before.records_agents)
         if stored <= 0:
             return 0.0, 0
         alive = 0
@@ -285,11 +280,3 @@ class Analytics:
             if agent is not None:
                 alive += sum(1 for m in self.memories.live(agent) if start <= m.created_at < end)
         return round(min(100.0, 100.0 * alive / stored), 3), stored
-
-
-def _records(state: MetricsState, *, agents_only: bool = False) -> int:
-    return sum(
-        stats.records
-        for name, stats in state.namespaces.items()
-        if not agents_only or name.startswith(AGENT_NAMESPACE_PREFIX)
-    )

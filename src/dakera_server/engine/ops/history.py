@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import orjson
@@ -159,14 +159,16 @@ class MetricsHistory:
         return state
 
     # ------------------------------------------------------------------ periods
-    def window(self, seconds: int) -> tuple[MetricsState, float]:
+    def window(
+        self, seconds: int, namespaces: Collection[str] | None = None
+    ) -> tuple[MetricsState, float]:
         """Counts of the last ``seconds`` (as far back as snapshots allow) and the seconds
-        they actually cover."""
+        they actually cover; only the ``namespaces`` named (all when ``None``)."""
         now = self.clock()
         start = now - seconds
         with self._lock:
             older = [s for s in self._rows if s <= start]
-        current = self.registry.snapshot()
+        current = self.registry.snapshot(namespaces)
         if not older:
             return current, max(1.0, now - self.origin)
         base_at = max(older)
@@ -174,6 +176,21 @@ class MetricsHistory:
         if base is None:
             return current, max(1.0, now - self.origin)
         return current.minus(base), max(1.0, now - base_at)
+
+    def active_since(self, seconds: int, prefix: str = "") -> int:
+        """How many namespaces (starting with ``prefix``) stored or recalled anything in the
+        last ``seconds`` — compares two counters per namespace, no histogram work."""
+        base = self.at(self.clock() - seconds)
+        current = self.registry.snapshot()
+        count = 0
+        for name, stats in current.namespaces.items():
+            if not name.startswith(prefix):
+                continue
+            old = None if base is None else base.namespaces.get(name)
+            moved = stats.stores + stats.recalls - (0 if old is None else old.stores + old.recalls)
+            if moved > 0:
+                count += 1
+        return count
 
     def at(self, moment: float) -> MetricsState | None:
         """The counters as of the newest snapshot taken at or before ``moment`` (``None``: no

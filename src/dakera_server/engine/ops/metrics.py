@@ -2,7 +2,7 @@
 Prometheus.
 
 The request path calls ``observe`` once per HTTP request, on the event-loop thread; it does a
-dict lookup, a few integer additions and one ``bisect`` (about 1 µs, ``bench/metrics_path.py``),
+dict lookup, a few integer additions and one ``bisect`` (0.7 CPU µs, ``bench/metrics_path.py``),
 so counting never shows in a request's latency. Quantiles are read from the histogram buckets
 (linear interpolation inside the bucket, as Prometheus' ``histogram_quantile`` does), never from
 stored samples: memory and read cost do not grow with traffic.
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 __all__ = [
@@ -306,6 +306,8 @@ class MetricsRegistry:
         self.kinds: dict[str, RouteKind] = {}
         self.max_namespaces = max_namespaces
         self.in_flight = 0  # requests being answered now (the metering layer keeps it)
+        self.records_total = 0  # records written, all namespaces
+        self.records_agents = 0  # of which agent memories
         self._records_lock = threading.Lock()
 
     def observe(
@@ -370,6 +372,9 @@ class MetricsRegistry:
         if count <= 0:
             return
         with self._records_lock:
+            self.records_total += count
+            if namespace.startswith("_dakera_agent_"):
+                self.records_agents += count
             named = self.namespaces.get(namespace)
             if named is None:
                 if len(self.namespaces) >= self.max_namespaces:
@@ -378,13 +383,18 @@ class MetricsRegistry:
             named.records += count
 
     # ------------------------------------------------------------------ reading
-    def snapshot(self) -> MetricsState:
-        """An independent copy of every counter."""
-        return MetricsState(
-            {k: v.copy() for k, v in list(self.routes.items())},
-            {k: v.copy() for k, v in list(self.namespaces.items())},
-            dict(self.kinds),
+    def snapshot(self, namespaces: Collection[str] | None = None) -> MetricsState:
+        """An independent copy of every route's counters and of the namespaces named (all of
+        them when ``namespaces`` is ``None``: reading one namespace need not copy a thousand)."""
+        if namespaces is None:
+            named = {k: v.copy() for k, v in list(self.namespaces.items())}
+        else:
+            named = {k: v.copy() for k in namespaces if (v := self.namespaces.get(k)) is not None}
+        state = MetricsState(
+            {k: v.copy() for k, v in list(self.routes.items())}, named, dict(self.kinds)
         )
+        state.records_total, state.records_agents = self.records_total, self.records_agents
+        return state
 
     def restore(self, state: MetricsState) -> None:
         """Continue counting from ``state`` (start-up: the last persisted snapshot)."""
@@ -394,6 +404,8 @@ class MetricsRegistry:
             self.kinds[key] = route_kind(method, template)
         for name, stats in state.namespaces.items():
             self.namespaces.setdefault(name, Stats()).add(stats)
+        self.records_total += state.records_total
+        self.records_agents += state.records_agents
 
 
 class MetricsState:
@@ -408,6 +420,10 @@ class MetricsState:
         self.routes = routes
         self.namespaces = namespaces
         self.kinds = kinds if kinds is not None else {}
+        self.records_total = sum(v.records for v in namespaces.values())
+        self.records_agents = sum(
+            v.records for k, v in namespaces.items() if k.startswith("_dakera_agent_")
+        )
         for key in routes:
             if key not in self.kinds:
                 method, _, template = key.partition(" ")
@@ -417,11 +433,17 @@ class MetricsState:
         """What was counted between ``base`` and this state."""
         if base is None:
             return self
-        return MetricsState(
+        state = MetricsState(
             {k: v.minus(base.routes.get(k)) for k, v in self.routes.items()},
             {k: v.minus(base.namespaces.get(k)) for k, v in self.namespaces.items()},
             self.kinds,
         )
+        restarted = base.records_total > self.records_total
+        state.records_total = self.records_total - (0 if restarted else base.records_total)
+        state.records_agents = max(
+            0, self.records_agents - (0 if restarted else base.records_agents)
+        )
+        return state
 
     def total(self) -> Stats:
         """Every route together."""
@@ -438,6 +460,7 @@ class MetricsState:
     def to_wire(self) -> dict[str, Any]:
         """JSON form for snapshots."""
         return {
+            "records": [self.records_total, self.records_agents],
             "routes": {k: v.to_wire() for k, v in self.routes.items() if v.requests},
             "namespaces": {
                 k: v.to_wire() for k, v in self.namespaces.items() if v.requests or v.records
@@ -447,7 +470,11 @@ class MetricsState:
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> MetricsState:
         """Inverse of ``to_wire``."""
-        return cls(
+        state = cls(
             {k: Stats.from_wire(v) for k, v in dict(data.get("routes") or {}).items()},
             {k: Stats.from_wire(v) for k, v in dict(data.get("namespaces") or {}).items()},
         )
+        records = data.get("records")
+        if isinstance(records, list) and len(records) == 2:
+            state.records_total, state.records_agents = int(records[0]), int(records[1])
+        return state
