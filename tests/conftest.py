@@ -107,6 +107,7 @@ def start_server(
         app, log_level="warning", lifespan="on", access_log=False, proxy_headers=False
     )
     server = uvicorn.Server(config)
+    app.state.request_shutdown = lambda: setattr(server, "should_exit", True)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"

@@ -31,6 +31,13 @@ from dakera_server.api.documents.documents import FILE_FIELDS
 from dakera_server.api.errors import exception_handlers
 from dakera_server.api.memories import agents, feedback, knowledge, lifecycle, sessions
 from dakera_server.api.memories import routes as memory
+from dakera_server.api.ops import analytics as ops_analytics
+from dakera_server.api.ops import cluster as ops_cluster
+from dakera_server.api.ops import indexes as ops_indexes
+from dakera_server.api.ops import limits as ops_limits
+from dakera_server.api.ops import ops as ops_routes
+from dakera_server.api.ops import prometheus, sealing
+from dakera_server.api.ops.metering import MeteringMiddleware
 from dakera_server.api.routeorder import hot_routes_first
 from dakera_server.api.scopes import public_paths, scope_table
 from dakera_server.api.vectors import advanced as vector_advanced
@@ -59,7 +66,6 @@ from dakera_server.security.headers import (
 from dakera_server.security.keys import KeyRing
 from dakera_server.security.proxy import ProxyHeadersMiddleware
 from dakera_server.security.ratelimit import RateLimiter, RateLimitMiddleware
-from dakera_server.security.requestmetrics import RequestMetrics, RequestMetricsMiddleware
 from dakera_server.security.validation import InputValidationMiddleware
 
 __all__ = ["build_engine", "create_app"]
@@ -82,6 +88,7 @@ ROUTERS = (
     ),
     *(namespaces, vectors, vector_text, vector_advanced),
     *(attachments, documents, media, records),
+    *(prometheus, ops_analytics, ops_routes, ops_limits, ops_indexes, ops_cluster, sealing),
 )
 FLUSH_INTERVAL_SECONDS = 5.0
 
@@ -168,7 +175,10 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.scope_table = scope_table(app)
     app.state.rate_limiter = limiter
-    app.state.request_metrics = RequestMetrics()
+    app.state.prometheus = prometheus.registry_for(engine, limiter)
+    # Set by whoever runs the server (``dakera-server serve``, the test harness): asks it to
+    # stop gracefully. ``POST /ops/shutdown`` answers 501 without one.
+    app.state.request_shutdown = None
     grpc_server: GrpcServer | None = None
     if settings.grpc_enabled:
         grpc_server = create_grpc_server(
@@ -219,8 +229,6 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         csp_directives=settings.csp_directives,
     )
     app.user_middleware = [
-        # Outermost, so the request counts and latencies of /metrics include every refusal.
-        Middleware(RequestMetricsMiddleware, metrics=app.state.request_metrics),
         # Before the security layers: who the client is and whether it spoke TLS, as the trusted
         # proxy says (every later layer, the audit log included, sees the real client).
         Middleware(ProxyHeadersMiddleware, trusted=settings.trusted_proxies),
@@ -230,6 +238,13 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
             path_headers=[("/console", console_headers(headers))]
             if settings.console_enabled
             else [],
+        ),
+        # Right inside the headers layer: times every other layer, counts refusals too.
+        Middleware(
+            MeteringMiddleware,
+            metrics=engine.ops.metrics,
+            slowlog=engine.ops.slowlog,
+            maintenance=engine.ops.maintenance,
         ),
         Middleware(
             CORSMiddleware,

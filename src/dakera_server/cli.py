@@ -72,7 +72,7 @@ def _serve(settings: Settings) -> int:
             "super_admin; only local Host headers%s are served.",
             f" and {', '.join(settings.allowed_hosts)}" if settings.allowed_hosts else "",
         )
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -88,6 +88,10 @@ def _serve(settings: Settings) -> int:
         # lifespan still runs (the audit log drains).
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
+    server = uvicorn.Server(config)
+    # POST /ops/shutdown: the same graceful path as SIGTERM (drain, then the lifespan shutdown).
+    app.state.request_shutdown = lambda: setattr(server, "should_exit", True)
+    server.run()
     return 0
 
 

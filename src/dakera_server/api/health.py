@@ -1,9 +1,4 @@
-"""Health probes, Prometheus metrics, capabilities and whoami.
-
-The probes, capabilities and whoami are ``async``: they only read attributes, and a sync handler
-costs two thread hand-offs per request (FastAPI runs it in the thread pool), which were most of
-a probe's CPU (``bench/protocol.py``). ``/metrics`` stays sync: it walks the agents' indexes.
-"""
+"""Health probes, capabilities and whoami (Prometheus metrics: ``api/ops/prometheus.py``)."""
 
 from __future__ import annotations
 
@@ -80,27 +75,6 @@ async def health_live(engine: EngineDep) -> dict[str, Any]:
     }
 
 
-@routes.get("/metrics", scope=Scope.PUBLIC)
-def metrics(engine: EngineDep, request: Request) -> Response:
-    counts = engine.memories.counts()
-    lines = [
-        "# HELP dakera_uptime_seconds Seconds since the server started.",
-        "# TYPE dakera_uptime_seconds gauge",
-        f"dakera_uptime_seconds {time.time() - engine.started_at:.3f}",
-        "# HELP dakera_memories Memories held, all agents.",
-        "# TYPE dakera_memories gauge",
-        f"dakera_memories {counts['memories']}",
-        "# HELP dakera_agents Agents with memories.",
-        "# TYPE dakera_agents gauge",
-        f"dakera_agents {counts['agents']}",
-        "# HELP dakera_ready Whether the server has loaded its indexes.",
-        "# TYPE dakera_ready gauge",
-        f"dakera_ready {int(engine.ready)}",
-        *request.app.state.request_metrics.render(),
-    ]
-    return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4; charset=utf-8")
-
-
 @routes.get("/v1/capabilities", scope=Scope.READ)
 async def capabilities(engine: EngineDep) -> dict[str, Any]:
     model = engine.embedder
@@ -135,7 +109,7 @@ async def capabilities(engine: EngineDep) -> dict[str, Any]:
             "namespace_max_bytes": NAMESPACE_MAX_BYTES,
         },
         "sessions": {
-            "idle_timeout_secs": engine.settings.session_idle_timeout_secs,
+            "idle_timeout_secs": engine.sessions.idle_timeout_secs,
             "max_idle_timeout_secs": 2_592_000,
             "touch": True,
             "ended_reason": True,

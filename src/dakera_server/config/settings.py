@@ -90,6 +90,8 @@ class Settings:
     records_enabled: bool = False
     record_max_vectors: int = 1024
     record_max_bytes: int = 4_194_304
+    metrics_snapshot_secs: int = 60
+    slow_query_threshold_ms: int = 500
     # Not from the environment: tests pin the clock to make decay and TTL deterministic.
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 

@@ -571,6 +571,22 @@ SETTINGS: tuple[Setting, ...] = (
         False,
         "Refuse to start when running as UID 0 (the container image turns this on).",
     ),
+    Setting(
+        "DAKERA_METRICS_SNAPSHOT_SECS",
+        "metrics_snapshot_secs",
+        int_parser(0, 86_400),
+        60,
+        "Seconds between persisted snapshots of the request counters behind analytics "
+        "(0 = only at shutdown).",
+    ),
+    Setting(
+        "DAKERA_SLOW_QUERY_THRESHOLD_MS",
+        "slow_query_threshold_ms",
+        int_parser(0, 3_600_000),
+        500,
+        "Searches, recalls and queries at least this many milliseconds long enter the "
+        "slow-query log (changeable at runtime).",
+    ),
 )
 
 

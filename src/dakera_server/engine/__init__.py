@@ -4,6 +4,7 @@ One sub-package per domain; each ``__init__`` says what it owns and what it may 
 ``.importlinter`` (run by ``make lint``) enforces the directions, top to bottom:
 
     core                          wires every domain into one ``Engine`` (the app's only handle)
+    ops                           metrics, analytics, quotas, slow queries, runtime config, upkeep
     documents | media | records   document import; transcription/indexing jobs; records
     attachments                   files per namespace (streamed, sealed at rest)
     lifecycle | graph | vectors   jobs over memories; the knowledge graph; vector namespaces

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from dakera_server import API_VERSION
 from dakera_server.config import Settings
 from dakera_server.engine.ann.snapshots import SnapshotStore
 from dakera_server.engine.attachments.service import AttachmentStore
@@ -30,6 +31,7 @@ from dakera_server.engine.lifecycle.policies import PolicyStore
 from dakera_server.engine.media.lanes import media_engine
 from dakera_server.engine.memory.engine import Clock, MemoryEngine
 from dakera_server.engine.memory.sessions import SessionEngine
+from dakera_server.engine.ops.service import Operations
 from dakera_server.engine.records.service import RecordEngine
 from dakera_server.engine.tasks.runner import TaskRunner
 from dakera_server.engine.text.batcher import BATCH_WINDOW_SECONDS, MicroBatcher
@@ -42,7 +44,7 @@ from dakera_server.engine.text.threads import (
     set_embedding_threads,
 )
 from dakera_server.engine.vectors.engine import NamespaceEngine
-from dakera_server.storage.base import CurrentCodec, PayloadCodec
+from dakera_server.storage.base import CurrentCodec, IdentityCodec, PayloadCodec
 from dakera_server.storage.blobs import FileBlobStore
 from dakera_server.storage.eventlog import EVENT_LOG_FILE, SqliteEventLog
 from dakera_server.storage.sqlite import SqliteStore
@@ -143,6 +145,20 @@ class Engine:
             policy_for=self.policies.policy_for,
         )
         self._build_files(settings, data_dir, clock)
+        self.ops = Operations(
+            settings,
+            self.store,
+            self.events,
+            memories=self.memories,
+            namespaces=self.namespaces,
+            sessions=self.sessions,
+            graph=self.graph,
+            lifecycle=self.lifecycle,
+            version=API_VERSION,
+            started_at=self.started_at,
+            clock=clock,
+            encrypted=not isinstance(self.store.codec, IdentityCodec),
+        )
         self.ready = False
 
     def _build_files(self, settings: Settings, data_dir: Path, clock: Clock) -> None:
@@ -236,6 +252,7 @@ class Engine:
         timed("lifecycle", self.lifecycle.load)
         timed("attachments", self.attachments.load)
         timed("documents", self.documents.load)
+        timed("ops", self.ops.load)
         return count, sessions
 
     def _link_session_summary(self, agent_id: str, summary_id: str, memory_ids: list[str]) -> None:
@@ -256,5 +273,6 @@ class Engine:
         self.memories.save_snapshots()
         self.namespaces.close()
         self.keys.usage.flush()
+        self.ops.close()  # last counter snapshot, before the store closes
         self.audit.close()
         self.store.close()

@@ -29,11 +29,17 @@ export function total(parsed, name) {
   return (parsed[name] || []).reduce((sum, sample) => sum + sample.value, 0);
 }
 
-/** Cumulative bucket counts as [[upper bound, count]], bounds ascending (+Inf last). */
+/**
+ * Cumulative bucket counts as [[upper bound, count]], bounds ascending (+Inf last), summed over
+ * every label set of the histogram (the server keeps one per method and route).
+ */
 export function buckets(parsed, name) {
-  return (parsed[`${name}_bucket`] || [])
-    .map((sample) => [sample.labels.le === "+Inf" ? Infinity : Number(sample.labels.le), sample.value])
-    .sort((a, b) => a[0] - b[0]);
+  const byBound = new Map();
+  for (const sample of parsed[`${name}_bucket`] || []) {
+    const bound = sample.labels.le === "+Inf" ? Infinity : Number(sample.labels.le);
+    byBound.set(bound, (byBound.get(bound) || 0) + sample.value);
+  }
+  return [...byBound.entries()].sort((a, b) => a[0] - b[0]);
 }
 
 /**

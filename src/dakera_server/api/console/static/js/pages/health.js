@@ -66,8 +66,8 @@ async function scrape(previous, signal) {
     buckets: buckets(parsed, HISTOGRAM),
     memories: gauge(parsed, "dakera_memories"),
     agents: gauge(parsed, "dakera_agents"),
-    sum: gauge(parsed, `${HISTOGRAM}_sum`),
-    count: gauge(parsed, `${HISTOGRAM}_count`),
+    sum: total(parsed, `${HISTOGRAM}_sum`),
+    count: total(parsed, `${HISTOGRAM}_count`),
   };
   if (previous) {
     const seconds = (now - previous.t) / 1000;
