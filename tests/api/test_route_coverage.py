@@ -21,9 +21,6 @@ OWNED_ELSEWHERE: dict[tuple[str, str], str] = {
     ("*", "/v1/admin/backups"): "issue 14 (backups)",
     ("*", "/v1/import"): "issue 14 (import/export)",
     ("GET", "/v1/export"): "issue 14 (import/export)",
-    ("*", "/v1/memory/documents"): "issue 20 (documents)",
-    ("*", "/v1/namespaces/{namespace}/attachments"): "issue 20 (attachments)",
-    ("*", "/v1/namespaces/{namespace}/records"): "opt-in records surface (DAKERA_RECORDS)",
 }
 
 
