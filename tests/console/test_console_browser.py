@@ -204,7 +204,7 @@ def test_super_admin_creates_rotates_and_revokes_a_key_seeing_each_secret_once(
     page.click("#key-create")
     secret = page.wait_for_selector("#new-secret").inner_text()
     page.click("dialog button:has-text('I have saved it')")
-    assert page.locator("#new-secret").count() == 0
+    page.wait_for_selector("#new-secret", state="detached")  # the dialog closes on its own tick
     with console_server.http(secret) as http:
         who = http.get("/v1/auth/whoami").json()
     assert who["name"] == "made-in-console" and who["scope"] == "read"
