@@ -19,6 +19,12 @@ Three tables, all from the same checks the server runs (``RequestValidator``, no
    many corpus lines are fragments (``ORDER BY 1``, ``sleep 5``, ``</div>``) that are
    everyday text.
 
+4. Our label-probe corpus (``tests/security/label_probes.json``): SSRF targets and system paths
+   spelled so that they fit the tag and metadata-key allow-lists (``0x7f000001``,
+   ``127.0.0.1:6379``, ``bin/visudo``, ``wp-config-php.bak``), refusal rate as tag and as metadata
+   key; and everyday tags that look close to them (``lib/utils``, ``10.2``, ``port:8080``),
+   false-refusal rate as tags (target: none).
+
 Timing is CPU time per item (one thread); the machine is shared, so treat it as indicative.
 """
 
@@ -42,6 +48,7 @@ CORPORA = SHARED / "corpora"
 LOCOMO = SHARED / "bench" / "locomo-dev.json"
 BENIGN = REPO / "tests" / "security" / "benign_texts.json"
 BENIGN_FIELDS = REPO / "tests" / "security" / "benign_fields.json"
+LABEL_PROBES = REPO / "tests" / "security" / "label_probes.json"
 VALIDATOR = RequestValidator(["/v1/agents/{agent_id}/memories"])
 STRUCTURED: dict[str, Callable[[str], Any]] = {
     "agent_id": lambda p: {"agent_id": p, "content": "x"},
@@ -173,6 +180,22 @@ def free_text_table(categories: list[str], misses: int) -> None:
     print(f"(categories named in refusals: {', '.join(CATEGORIES)})")
 
 
+def label_table(misses: int) -> None:
+    data = json.loads(LABEL_PROBES.read_text())
+    print("\n4. Label probes (tests/security/label_probes.json)")
+    print(f"{'set':16} {'items':>6} {'as tag':>9} {'as key':>9}  (share refused)")
+    for name, items in data.items():
+        as_tag = [p for p in items if refused({"tags": [p]})]
+        as_key = [p for p in items if refused({"metadata": {p: 1}})]
+        print(
+            f"{name:16} {len(items):6} {len(as_tag) / len(items):9.2%} "
+            f"{len(as_key) / len(items):9.2%}"
+        )
+        shown = [p for p in items if (p in as_tag) == (name == "benign tags")]
+        for label in shown[:misses]:
+            print(f"   {'refused' if name == 'benign tags' else 'passed'} as tag: {label!r}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--misses", type=int, default=0, help="print this many passed payloads")
@@ -183,6 +206,7 @@ def main() -> None:
     benign_table()
     structured_table(categories, args.misses)
     free_text_table(categories, args.misses)
+    label_table(args.misses)
 
 
 if __name__ == "__main__":

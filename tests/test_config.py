@@ -62,3 +62,13 @@ def test_bad_config_stops_startup_with_one_line(tmp_path: Path) -> None:
 def test_every_setting_is_documented_in_the_readme() -> None:
     text = README.read_text()
     assert environment_table() in text, "regenerate the README table: make docs"
+
+
+def test_the_attachment_limit_has_two_names_that_must_agree() -> None:
+    both = {"DAKERA_MAX_ATTACHMENT_BYTES": "1000", "DAKERA_ATTACHMENT_MAX_BYTES": "1000"}
+    assert Settings.from_env(both).max_attachment_bytes == 1000
+    assert Settings.from_env({"DAKERA_ATTACHMENT_MAX_BYTES": "77"}).max_attachment_bytes == 77
+    with pytest.raises(ConfigError) as clash:
+        Settings.from_env({**both, "DAKERA_ATTACHMENT_MAX_BYTES": "2000"})
+    assert "DAKERA_MAX_ATTACHMENT_BYTES" in str(clash.value)
+    assert "DAKERA_ATTACHMENT_MAX_BYTES" in str(clash.value)

@@ -1,8 +1,10 @@
 """``create_app(settings)``: the layers in request order, the routers, one error handler.
 
 Request path (ARCHITECTURE.md): security headers → body-size limit → audit → authentication →
-rate limiting → input validation → route handler → engine → storage. The middleware list below
-is in that order, outermost first; layers not yet built are absent, never stubbed.
+rate limiting → back-pressure → input validation → route handler → engine → storage. The
+middleware list below is in that order, outermost first; layers not yet built are absent, never
+stubbed. Before them all, the trusted-proxy layer settles the client address and scheme
+(``security/proxy.py``).
 """
 
 from __future__ import annotations
@@ -17,13 +19,25 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from starlette.middleware import Middleware
+from starlette.routing import compile_path
 
 from dakera_server import API_VERSION, __version__
 from dakera_server.api import health
-from dakera_server.api.admin import audit, encryption, keys, policies
+from dakera_server.api.admin import audit, doctor, encryption, keys, policies
+from dakera_server.api.console.routes import console_routes
+from dakera_server.api.documents import attachments, documents, media, records
+from dakera_server.api.documents.attachments import RAW_BODY_ROUTES
+from dakera_server.api.documents.documents import FILE_FIELDS
 from dakera_server.api.errors import exception_handlers
 from dakera_server.api.memories import agents, feedback, knowledge, lifecycle, sessions
 from dakera_server.api.memories import routes as memory
+from dakera_server.api.ops import analytics as ops_analytics
+from dakera_server.api.ops import cluster as ops_cluster
+from dakera_server.api.ops import indexes as ops_indexes
+from dakera_server.api.ops import limits as ops_limits
+from dakera_server.api.ops import ops as ops_routes
+from dakera_server.api.ops import prometheus, sealing
+from dakera_server.api.ops.metering import MeteringMiddleware
 from dakera_server.api.routeorder import hot_routes_first
 from dakera_server.api.scopes import public_paths, scope_table
 from dakera_server.api.vectors import advanced as vector_advanced
@@ -35,13 +49,22 @@ from dakera_server.engine.access import ANONYMOUS
 from dakera_server.engine.core import DB_FILE, Engine
 from dakera_server.engine.text.embedding import EmbeddingProvider
 from dakera_server.grpc.server import GrpcServer, create_grpc_server
+from dakera_server.mcp.http import MCP_PREFIXES, McpEndpoint
+from dakera_server.mcp.server import Options as McpOptions
+from dakera_server.mcp.table import Limits as McpLimits
 from dakera_server.security.audit import AuditMiddleware, AuditWriter, refusal_auditor
 from dakera_server.security.auth import AUTH_DISABLED_CALLER, AuthenticationMiddleware
+from dakera_server.security.backpressure import BackpressureMiddleware
 from dakera_server.security.bodylimit import BodySizeLimitMiddleware
 from dakera_server.security.cors import CORSMiddleware
 from dakera_server.security.encryption import Rotation, open_codec
-from dakera_server.security.headers import SecurityHeadersMiddleware, security_headers
+from dakera_server.security.headers import (
+    SecurityHeadersMiddleware,
+    console_headers,
+    security_headers,
+)
 from dakera_server.security.keys import KeyRing
+from dakera_server.security.proxy import ProxyHeadersMiddleware
 from dakera_server.security.ratelimit import RateLimiter, RateLimitMiddleware
 from dakera_server.security.validation import InputValidationMiddleware
 
@@ -58,11 +81,14 @@ ROUTERS = (
         keys,
         policies,
         audit,
+        doctor,
         lifecycle,
         feedback,
         knowledge,
     ),
     *(namespaces, vectors, vector_text, vector_advanced),
+    *(attachments, documents, media, records),
+    *(prometheus, ops_analytics, ops_routes, ops_limits, ops_indexes, ops_cluster, sealing),
 )
 FLUSH_INTERVAL_SECONDS = 5.0
 
@@ -116,7 +142,11 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         if grpc_server is not None:
             grpc_server.start()  # same process, same engine; answers UNAVAILABLE until loaded
         try:
-            yield
+            if mcp_endpoint is None:
+                yield
+            else:
+                async with mcp_endpoint.running():
+                    yield
         finally:
             if grpc_server is not None:
                 await asyncio.to_thread(grpc_server.stop)
@@ -136,6 +166,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     )
     for module in ROUTERS:
         module.routes.mount(app)
+    if settings.console_enabled:
+        console_routes(auth_enabled=settings.auth_enabled).mount(app)
     hot_routes_first(app.router.routes)
     app.state.engine = engine
     app.state.keyring = keyring
@@ -143,6 +175,10 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.scope_table = scope_table(app)
     app.state.rate_limiter = limiter
+    app.state.prometheus = prometheus.registry_for(engine, limiter)
+    # Set by whoever runs the server (``dakera-server serve``, the test harness): asks it to
+    # stop gracefully. ``POST /ops/shutdown`` answers 501 without one.
+    app.state.request_shutdown = None
     grpc_server: GrpcServer | None = None
     if settings.grpc_enabled:
         grpc_server = create_grpc_server(
@@ -156,6 +192,20 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
             port=settings.grpc_port,
         )
     app.state.grpc_server = grpc_server
+    mcp_endpoint: McpEndpoint | None = None
+    if settings.mcp_enabled:
+        # Added after the scope table is built: /mcp is no REST route; each tool call is one.
+        mcp_endpoint = McpEndpoint(
+            app,
+            options=McpOptions(
+                read_only=settings.mcp_read_only,
+                limits=McpLimits(max_content_chars=settings.mcp_max_content_chars),
+            ),
+            limiter=limiter,
+            max_body_size=settings.max_body_size,
+        )
+        app.router.routes.extend(mcp_endpoint.routes())
+    app.state.mcp_endpoint = mcp_endpoint
     audit_layer = (
         []
         if audit_log is None
@@ -170,17 +220,31 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
             )
         ]
     )
+    headers = security_headers(
+        preset=settings.security_preset,
+        hsts_enabled=settings.hsts_enabled,
+        hsts_max_age=settings.hsts_max_age,
+        frame_options=settings.frame_options,
+        csp_enabled=settings.csp_enabled,
+        csp_directives=settings.csp_directives,
+    )
     app.user_middleware = [
+        # Before the security layers: who the client is and whether it spoke TLS, as the trusted
+        # proxy says (every later layer, the audit log included, sees the real client).
+        Middleware(ProxyHeadersMiddleware, trusted=settings.trusted_proxies),
         Middleware(
             SecurityHeadersMiddleware,
-            headers=security_headers(
-                preset=settings.security_preset,
-                hsts_enabled=settings.hsts_enabled,
-                hsts_max_age=settings.hsts_max_age,
-                frame_options=settings.frame_options,
-                csp_enabled=settings.csp_enabled,
-                csp_directives=settings.csp_directives,
-            ),
+            headers=headers,
+            path_headers=[("/console", console_headers(headers))]
+            if settings.console_enabled
+            else [],
+        ),
+        # Right inside the headers layer: times every other layer, counts refusals too.
+        Middleware(
+            MeteringMiddleware,
+            metrics=engine.ops.metrics,
+            slowlog=engine.ops.slowlog,
+            maintenance=engine.ops.maintenance,
         ),
         Middleware(
             CORSMiddleware,
@@ -190,6 +254,15 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         Middleware(
             BodySizeLimitMiddleware,
             max_body_size=settings.max_body_size,
+            path_limits=[
+                (
+                    m,
+                    compile_path(p)[0],
+                    settings.max_attachment_bytes,
+                    "DAKERA_MAX_ATTACHMENT_BYTES",
+                )
+                for m, p in RAW_BODY_ROUTES
+            ],
             # Outside the audit layer, so it audits the 413s it answers itself.
             on_refusal=None
             if audit_log is None
@@ -209,10 +282,25 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
             allowed_hosts=frozenset(settings.allowed_hosts),
             record_usage=engine.keys.usage.record,
         ),
-        Middleware(RateLimitMiddleware, limiter=limiter, exempt_paths=public_paths(app)),
+        Middleware(
+            RateLimitMiddleware,
+            limiter=limiter,
+            exempt_paths=public_paths(app),
+            # MCP tool calls are counted as the REST requests they make (mcp/http.py).
+            exempt_prefixes=MCP_PREFIXES if mcp_endpoint else (),
+        ),
+        Middleware(
+            BackpressureMiddleware,
+            max_in_flight=settings.max_concurrent_requests,
+            exempt_paths=public_paths(app),
+        ),
         Middleware(
             InputValidationMiddleware,
             route_paths=sorted({route.path for route in app.state.scope_table}),
+            # MCP tool arguments are checked as the REST bodies they become.
+            opaque_body_prefixes=MCP_PREFIXES if mcp_endpoint else (),
+            raw_body_routes=RAW_BODY_ROUTES,
+            file_fields=FILE_FIELDS,
         ),
     ]
     return app

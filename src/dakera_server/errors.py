@@ -24,6 +24,7 @@ generic message (the traceback stays in the server log).
     ├── Conflict                     409 CONFLICT
     ├── PayloadTooLarge              413 PAYLOAD_TOO_LARGE
     │   └── QuotaExceeded            413 QUOTA_EXCEEDED
+    ├── UnsupportedMediaType         415 UNSUPPORTED_MEDIA_TYPE
     ├── UnprocessableContent         422 UNPROCESSABLE_CONTENT
     ├── HostNotAllowed               421 HOST_NOT_ALLOWED
     ├── RateLimited                  429 RATE_LIMIT_EXCEEDED
@@ -31,7 +32,8 @@ generic message (the traceback stays in the server log).
     │   └── StorageError             500 STORAGE_ERROR
     ├── FeatureNotAvailable          501 NOT_IMPLEMENTED
     │   └── FeatureDisabled          501 FEATURE_DISABLED
-    └── Unavailable                  503 SERVICE_UNAVAILABLE
+    ├── Unavailable                  503 SERVICE_UNAVAILABLE
+    └── ExtractionTimeout            504 EXTRACTION_TIMEOUT
 
 ``ConfigError`` is separate: it stops start-up and is never sent over the wire.
 """
@@ -46,6 +48,7 @@ __all__ = [
     "DakeraError",
     "DimensionMismatch",
     "EmptyVector",
+    "ExtractionTimeout",
     "FeatureDisabled",
     "FeatureNotAvailable",
     "Forbidden",
@@ -69,6 +72,7 @@ __all__ = [
     "Unauthorized",
     "Unavailable",
     "UnprocessableContent",
+    "UnsupportedMediaType",
 ]
 
 
@@ -229,6 +233,13 @@ class HostNotAllowed(DakeraError):
     code = "HOST_NOT_ALLOWED"
 
 
+class UnsupportedMediaType(DakeraError):
+    """The declared media type is not accepted here, or the bytes are not of that type."""
+
+    status = 415
+    code = "UNSUPPORTED_MEDIA_TYPE"
+
+
 class UnprocessableContent(DakeraError):
     """A strict body carried unknown fields, or content could not be processed."""
 
@@ -283,3 +294,10 @@ class Unavailable(DakeraError):
         super().__init__(
             message, details=details, headers={"Retry-After": str(max(1, retry_after))}
         )
+
+
+class ExtractionTimeout(DakeraError):
+    """Extracting a document's text took longer than allowed; nothing was stored."""
+
+    status = 504
+    code = "EXTRACTION_TIMEOUT"

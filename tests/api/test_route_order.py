@@ -66,11 +66,13 @@ def _declared_order(app: object) -> list[BaseRoute]:
     """The routes in the order ``mount`` added them, before ``hot_routes_first``."""
     from fastapi import FastAPI
 
+    from dakera_server.api.console.routes import console_routes
     from dakera_server.app import ROUTERS
 
     plain = FastAPI()
     for module in ROUTERS:
         module.routes.mount(plain)
+    console_routes(auth_enabled=True).mount(plain)  # create_app mounts the console last
     paths = [
         (getattr(r, "path", None), frozenset(getattr(r, "methods", None) or ()))
         for r in plain.router.routes
@@ -79,7 +81,9 @@ def _declared_order(app: object) -> list[BaseRoute]:
         (getattr(r, "path", None), frozenset(getattr(r, "methods", None) or ())): r
         for r in app.router.routes  # type: ignore[attr-defined]
     }
-    return [by_key[key] for key in paths if key in by_key]
+    declared = [by_key[key] for key in paths if key in by_key]
+    # Routes create_app adds after the routers (the MCP endpoint) keep their place at the end.
+    return declared + [route for key, route in by_key.items() if key not in set(paths)]
 
 
 def test_may_collide() -> None:

@@ -20,6 +20,7 @@ import uvicorn
 from dakera import DakeraClient, MemoryPolicy, RateLimitError, RetryConfig
 
 from dakera_server.app import create_app
+from dakera_server.cli import HTTP_PROTOCOL
 from dakera_server.config import Settings
 from dakera_server.engine.core import Engine
 from dakera_server.engine.text.embedding import EmbeddingProvider
@@ -140,13 +141,15 @@ def test_sdk_sees_rate_limit_error_with_retry_after(limited: RunningServer) -> N
         patient.close()
 
 
-def start_h11_server(data_dir: Path, embedder: EmbeddingProvider, **overrides: Any) -> Any:
-    """The app on uvicorn's h11 protocol, which keeps response header names' case."""
+def start_uvicorn_server(
+    data_dir: Path, embedder: EmbeddingProvider, http: str, **overrides: Any
+) -> Any:
+    """The app on uvicorn's ``http`` protocol implementation ("h11" or "httptools")."""
     settings = Settings(data_dir=data_dir, root_api_key=ROOT_KEY, port=0, **overrides)
     app = create_app(settings, engine=Engine(settings, embedder=embedder))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, http="h11", log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, http=http, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -155,13 +158,14 @@ def start_h11_server(data_dir: Path, embedder: EmbeddingProvider, **overrides: A
     return url, server, thread
 
 
-def test_sdk_reads_rate_limit_headers_when_their_case_survives(
+def test_sdk_reads_rate_limit_headers_from_the_served_protocol(
     tmp_path: Path, embedder: EmbeddingProvider
 ) -> None:
-    # The SDK copies headers into a plain dict and reads "X-RateLimit-Limit" case-sensitively.
-    # We send that case; uvicorn's httptools lower-cases every name on the wire, h11 keeps it.
-    url, server, thread = start_h11_server(
-        tmp_path / "d", embedder, rate_limit_rps=RPS, rate_limit_burst=BURST
+    # The SDK copies headers into a plain dict and reads "X-RateLimit-Limit" case-sensitively;
+    # `dakera-server serve` runs HTTP_PROTOCOL (httptools), which keeps these names' case
+    # (security/headercase.py; tests/security/test_headercase.py checks the raw bytes).
+    url, server, thread = start_uvicorn_server(
+        tmp_path / "d", embedder, HTTP_PROTOCOL, rate_limit_rps=RPS, rate_limit_burst=BURST
     )
     client = DakeraClient(url, api_key=ROOT_KEY, retry_config=RetryConfig(max_retries=1))
     try:

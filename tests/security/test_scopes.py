@@ -76,7 +76,14 @@ class Matrix:
 def matrix(
     tmp_path_factory: pytest.TempPathFactory, embedder: EmbeddingProvider
 ) -> Iterator[Matrix]:
-    server = start_server(tmp_path_factory.mktemp("matrix"), embedder)
+    # The opt-in lanes on, so their routes are walked for real (not answered 501 early).
+    server = start_server(
+        tmp_path_factory.mktemp("matrix"),
+        embedder,
+        attachments_enabled=True,
+        documents_enabled=True,
+        records_enabled=True,
+    )
     secrets: dict[str, str | None] = {"none": None, "bad": "dk_" + "0" * 32}
     with server.http() as root:
         for kind in KINDS:

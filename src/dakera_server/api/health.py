@@ -1,4 +1,4 @@
-"""Health probes, Prometheus metrics, capabilities and whoami."""
+"""Health probes, capabilities and whoami (Prometheus metrics: ``api/ops/prometheus.py``)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from dakera_server import API_VERSION
 from dakera_server.api.deps import CallerDep, EngineDep
+from dakera_server.api.documents.capabilities import file_capabilities
 from dakera_server.api.scopes import Routes, Scope
 from dakera_server.engine.rules import (
     AGENT_ID_MAX_BYTES,
@@ -24,7 +25,7 @@ routes = Routes()
 
 
 @routes.get("/health", scope=Scope.PUBLIC)
-def health(engine: EngineDep, request: Request) -> Response:
+async def health(engine: EngineDep, request: Request) -> Response:
     if not engine.ready:
         return JSONResponse(
             {"service": "dakera", "status": "starting", "version": API_VERSION},
@@ -44,7 +45,7 @@ def health(engine: EngineDep, request: Request) -> Response:
 
 
 @routes.get("/health/ready", scope=Scope.PUBLIC)
-def health_ready(engine: EngineDep, request: Request) -> Response:
+async def health_ready(engine: EngineDep, request: Request) -> Response:
     limits = request.app.state.rate_limiter.status()
     checks = {
         "rate_limit": {
@@ -65,7 +66,7 @@ def health_ready(engine: EngineDep, request: Request) -> Response:
 
 
 @routes.get("/health/live", scope=Scope.PUBLIC)
-def health_live(engine: EngineDep) -> dict[str, Any]:
+async def health_live(engine: EngineDep) -> dict[str, Any]:
     return {
         "alive": True,
         "version": API_VERSION,
@@ -74,28 +75,8 @@ def health_live(engine: EngineDep) -> dict[str, Any]:
     }
 
 
-@routes.get("/metrics", scope=Scope.PUBLIC)
-def metrics(engine: EngineDep) -> Response:
-    counts = engine.memories.counts()
-    lines = [
-        "# HELP dakera_uptime_seconds Seconds since the server started.",
-        "# TYPE dakera_uptime_seconds gauge",
-        f"dakera_uptime_seconds {time.time() - engine.started_at:.3f}",
-        "# HELP dakera_memories Memories held, all agents.",
-        "# TYPE dakera_memories gauge",
-        f"dakera_memories {counts['memories']}",
-        "# HELP dakera_agents Agents with memories.",
-        "# TYPE dakera_agents gauge",
-        f"dakera_agents {counts['agents']}",
-        "# HELP dakera_ready Whether the server has loaded its indexes.",
-        "# TYPE dakera_ready gauge",
-        f"dakera_ready {int(engine.ready)}",
-    ]
-    return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4; charset=utf-8")
-
-
 @routes.get("/v1/capabilities", scope=Scope.READ)
-def capabilities(engine: EngineDep) -> dict[str, Any]:
+async def capabilities(engine: EngineDep) -> dict[str, Any]:
     model = engine.embedder
     return {
         "capabilities_version": 2,
@@ -117,10 +98,7 @@ def capabilities(engine: EngineDep) -> dict[str, Any]:
         "search_mode": "hybrid",
         "fulltext_language": "en",
         "query_languages": ["en"],
-        "records": {"enabled": False},
-        "attachments": {"enabled": False},
-        "vision": {"enabled": False},
-        "documents": {"enabled": False},
+        **file_capabilities(engine),
         "naming": {
             "agent_id_pattern": AGENT_ID_PATTERN.pattern,
             "agent_id_max_bytes": AGENT_ID_MAX_BYTES,
@@ -131,7 +109,7 @@ def capabilities(engine: EngineDep) -> dict[str, Any]:
             "namespace_max_bytes": NAMESPACE_MAX_BYTES,
         },
         "sessions": {
-            "idle_timeout_secs": engine.settings.session_idle_timeout_secs,
+            "idle_timeout_secs": engine.sessions.idle_timeout_secs,
             "max_idle_timeout_secs": 2_592_000,
             "touch": True,
             "ended_reason": True,
@@ -140,7 +118,7 @@ def capabilities(engine: EngineDep) -> dict[str, Any]:
 
 
 @routes.get("/v1/auth/whoami", scope=Scope.READ)
-def whoami(caller: CallerDep) -> dict[str, Any]:
+async def whoami(caller: CallerDep) -> dict[str, Any]:
     return {
         "key_id": caller.key_id,
         "name": caller.name,

@@ -6,6 +6,7 @@ the variable, the value and the fix (STYLE.md habit 4).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,7 @@ __all__ = [
     "parse_header_value",
     "parse_http_url",
     "parse_list",
+    "parse_networks",
     "parse_origins",
     "parse_path",
     "parse_path_list",
@@ -149,3 +151,17 @@ def parse_origins(name: str, raw: str) -> tuple[str, ...]:
                 "(e.g. https://app.example.com), comma-separated, or * for any origin."
             )
     return origins
+
+
+def parse_networks(name: str, raw: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses or CIDR networks, each normalised (``10.0.0.0/8``)."""
+    networks = []
+    for item in parse_list(name, raw):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ConfigError(
+                f"{name} has {item!r}, which is not an IP address or CIDR network: list the "
+                "addresses of your reverse proxies, e.g. 127.0.0.1,10.0.0.0/8."
+            ) from None
+    return tuple(networks)

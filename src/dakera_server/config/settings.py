@@ -36,6 +36,8 @@ class Settings:
     exact_search_threshold: int = 10_000
     numeric_threads: int = 1
     embedding_threads: int = 0
+    embedding_passes: int = 1
+    max_concurrent_requests: int = 64
     grpc_enabled: bool = True
     grpc_port: int = 50051
     rate_limit_rps: int = 100
@@ -54,6 +56,10 @@ class Settings:
     graph_similarity_threshold: float = 0.85
     ode_url: str | None = None
     ode_allow_private: bool = False
+    mcp_enabled: bool = True
+    mcp_read_only: bool = False
+    mcp_max_content_chars: int = 1000
+    mcp_api_key: str | None = field(default=None, repr=False)
     max_body_size: int = 10_485_760
     security_preset: str = "default"
     hsts_enabled: bool | None = None
@@ -63,6 +69,29 @@ class Settings:
     csp_directives: str | None = None
     cors_origins: tuple[str, ...] = ()
     cors_credentials: bool = False
+    console_enabled: bool = True
+    trusted_proxies: tuple[str, ...] = ()
+    refuse_root: bool = False
+    attachments_enabled: bool = False
+    max_attachment_bytes: int = 26_214_400
+    documents_enabled: bool = False
+    document_chunk_tokens: int = 400
+    document_chunk_overlap_tokens: int = 50
+    document_max_pages: int = 2000
+    document_max_text_bytes: int = 20_000_000
+    document_max_chunks: int = 5000
+    transcription_url: str | None = None
+    transcription_model: str = "whisper-1"
+    transcription_api_key: str | None = field(default=None, repr=False)
+    vision_url: str | None = None
+    vision_model: str = "gpt-4o-mini"
+    vision_api_key: str | None = field(default=None, repr=False)
+    media_allow_private: bool = False
+    records_enabled: bool = False
+    record_max_vectors: int = 1024
+    record_max_bytes: int = 4_194_304
+    metrics_snapshot_secs: int = 60
+    slow_query_threshold_ms: int = 500
     # Not from the environment: tests pin the clock to make decay and TTL deterministic.
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
@@ -107,11 +136,20 @@ class Settings:
         """Read every declared variable; raise ``ConfigError`` naming the first bad one."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
+        named: dict[str, str] = {}
         for setting in SETTINGS:
             raw = env.get(setting.env)
             if raw is None or (raw == "" and setting.default is None):
                 continue
-            values[setting.attr] = setting.parse(setting.env, raw)
+            value = setting.parse(setting.env, raw)
+            # Two names for one setting (ours and the SDK's): both may be set, only alike.
+            if setting.attr in values and values[setting.attr] != value:
+                raise ConfigError(
+                    f"{named[setting.attr]} and {setting.env} name the same setting but differ: "
+                    "set only one of them."
+                )
+            values[setting.attr] = value
+            named[setting.attr] = setting.env
         return cls(**values)
 
     def replace(self, **changes: Any) -> Settings:

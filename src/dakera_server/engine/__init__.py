@@ -4,11 +4,14 @@ One sub-package per domain; each ``__init__`` says what it owns and what it may 
 ``.importlinter`` (run by ``make lint``) enforces the directions, top to bottom:
 
     core                          wires every domain into one ``Engine`` (the app's only handle)
+    ops                           metrics, analytics, quotas, slow queries, runtime config, upkeep
+    documents | media | records   document import; transcription/indexing jobs; records
+    attachments                   files per namespace (streamed, sealed at rest)
     lifecycle | graph | vectors   jobs over memories; the knowledge graph; vector namespaces
     entities                      entity extraction
-    memory                        agent memories, recall, sessions
-    keys                          API keys and their usage
-    text | ann | events           embeddings + BM25; vector indexes; the event bus and audit log
+    memory | keys                 agent memories, recall, sessions; API keys and their usage
+    text | ann | events | tasks   embeddings + BM25; vector indexes; event bus and audit log;
+                                  background jobs of the job routes
     access | rules                who is calling (``Caller``, ``Scope``); shared input rules
 
 The engine never imports ``api``, ``security``, ``grpc`` or a web framework; only ``storage``,

@@ -13,8 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from dakera_server import API_VERSION
 from dakera_server.config import Settings
 from dakera_server.engine.ann.snapshots import SnapshotStore
+from dakera_server.engine.attachments.service import AttachmentStore
+from dakera_server.engine.documents.chunker import ChunkPlan
+from dakera_server.engine.documents.limits import ImportLimits
+from dakera_server.engine.documents.service import DocumentEngine
 from dakera_server.engine.entities.service import EntityService
 from dakera_server.engine.events.audit import AuditLog
 from dakera_server.engine.events.bus import EventBus
@@ -23,8 +28,13 @@ from dakera_server.engine.graph.model import Edge
 from dakera_server.engine.keys.store import KeyStore
 from dakera_server.engine.lifecycle.core import Lifecycle
 from dakera_server.engine.lifecycle.policies import PolicyStore
+from dakera_server.engine.media.lanes import media_engine
 from dakera_server.engine.memory.engine import Clock, MemoryEngine
 from dakera_server.engine.memory.sessions import SessionEngine
+from dakera_server.engine.ops.service import Operations
+from dakera_server.engine.records.service import RecordEngine
+from dakera_server.engine.tasks.runner import TaskRunner
+from dakera_server.engine.text.batcher import BATCH_WINDOW_SECONDS, MicroBatcher
 from dakera_server.engine.text.embedding import EmbeddingProvider
 from dakera_server.engine.text.providers import create_provider
 from dakera_server.engine.text.threads import (
@@ -34,7 +44,8 @@ from dakera_server.engine.text.threads import (
     set_embedding_threads,
 )
 from dakera_server.engine.vectors.engine import NamespaceEngine
-from dakera_server.storage.base import CurrentCodec, PayloadCodec
+from dakera_server.storage.base import CurrentCodec, IdentityCodec, PayloadCodec
+from dakera_server.storage.blobs import FileBlobStore
 from dakera_server.storage.eventlog import EVENT_LOG_FILE, SqliteEventLog
 from dakera_server.storage.sqlite import SqliteStore
 
@@ -75,7 +86,12 @@ class Engine:
         data_dir.mkdir(parents=True, exist_ok=True)
         # ``codec`` comes from security.encryption.open_codec (None: plaintext store).
         self.store = SqliteStore(data_dir / DB_FILE, codec)
-        self.embedder = embedder or create_embedder(settings)
+        # Concurrent requests' texts share forward passes (engine/text/batcher.py).
+        self.embedder: EmbeddingProvider = MicroBatcher(
+            embedder or create_embedder(settings),
+            window=BATCH_WINDOW_SECONDS if settings.embedding_passes else 0.0,
+            passes=settings.embedding_passes,
+        )
         self.events = EventBus(clock)
         # First sink, before anything can emit: ids continue after the persisted ones.
         self.audit = AuditLog(
@@ -128,7 +144,60 @@ class Engine:
             ttl_interval_secs=settings.ttl_sweep_interval_secs,
             policy_for=self.policies.policy_for,
         )
+        self._build_files(settings, data_dir, clock)
+        self.ops = Operations(
+            settings,
+            self.store,
+            self.events,
+            memories=self.memories,
+            namespaces=self.namespaces,
+            sessions=self.sessions,
+            graph=self.graph,
+            lifecycle=self.lifecycle,
+            version=API_VERSION,
+            started_at=self.started_at,
+            clock=clock,
+            encrypted=not isinstance(self.store.codec, IdentityCodec),
+        )
         self.ready = False
+
+    def _build_files(self, settings: Settings, data_dir: Path, clock: Clock) -> None:
+        """Attachments, documents, media jobs and records (issue 20)."""
+        self.tasks = TaskRunner(clock=clock)
+        self.attachments = AttachmentStore(
+            self.store,
+            FileBlobStore(data_dir / "attachments"),
+            self.memories,
+            enabled=settings.attachments_enabled,
+            max_bytes=settings.max_attachment_bytes,
+            clock=clock,
+        )
+        self.memories.before_store.append(self.attachments.check_memory_refs)
+        self.memories.on_forgotten.append(self.attachments.memories_forgotten)
+        self.documents = DocumentEngine(
+            self.store,
+            self.memories,
+            self.graph,
+            self.attachments,
+            self.tasks,
+            enabled=settings.documents_enabled,
+            defaults=ChunkPlan(
+                settings.document_chunk_tokens, settings.document_chunk_overlap_tokens
+            ),
+            limits=ImportLimits(
+                settings.document_max_pages,
+                settings.document_max_text_bytes,
+                settings.document_max_chunks,
+            ),
+            clock=clock,
+        )
+        self.media = media_engine(settings, self.attachments, self.memories, self.tasks, clock)
+        self.records = RecordEngine(
+            self.namespaces,
+            enabled=settings.records_enabled,
+            max_vectors=settings.record_max_vectors,
+            max_bytes=settings.record_max_bytes,
+        )
 
     def load(self) -> None:
         """Read the store into the in-memory indexes (start-up).
@@ -181,6 +250,9 @@ class Engine:
         vectors = timed("namespaces", self.namespaces.load)
         logger.info("loaded %d namespace records", vectors)
         timed("lifecycle", self.lifecycle.load)
+        timed("attachments", self.attachments.load)
+        timed("documents", self.documents.load)
+        timed("ops", self.ops.load)
         return count, sessions
 
     def _link_session_summary(self, agent_id: str, summary_id: str, memory_ids: list[str]) -> None:
@@ -194,11 +266,13 @@ class Engine:
 
     def close(self) -> None:
         """Persist pending access statistics and index snapshots, and close the store."""
+        self.tasks.close()  # waiting jobs are cancelled (jobs live in memory, by contract)
         self.lifecycle.stop()  # a running pass stops at its next batch boundary
         self.graph.close()  # a start-up entity backfill still running stops
         self.memories.flush_access_stats()
         self.memories.save_snapshots()
         self.namespaces.close()
         self.keys.usage.flush()
+        self.ops.close()  # last counter snapshot, before the store closes
         self.audit.close()
         self.store.close()

@@ -2,7 +2,8 @@
 
 Entry fields (``security.md``): ``timestamp`` (ISO 8601, UTC, ms), ``method``, ``path``,
 ``status``, ``latency_ms``, ``key_name``, ``key_scope``, ``namespace``, ``agent_id``, ``ip``,
-``user_agent``; ``request_body``/``response_body`` when enabled, truncated to the limit.
+``user_agent``; ``request_body``/``response_body`` when enabled, truncated to the limit;
+``mcp_tool`` on a request an MCP tool call dispatched (the tool's name).
 Business events (key created/rotated/revoked, policy changed, memories forgotten …) are their
 own entries with ``"kind": "event"``; request entries carry ``"kind": "request"``.
 
@@ -68,6 +69,7 @@ logger = logging.getLogger("dakera_server.audit")
 # Bodies are captured up to this size for parsing (agent_id, redaction); the log keeps at most
 # the configured limit of what is left after redaction.
 CAPTURE_BYTES = 64 * 1024
+MCP_TOOL_STATE = "dakera.mcp_tool"  # the tool an MCP call dispatched this request for
 QUEUE_CAPACITY = 10_000
 STOP = object()
 
@@ -97,6 +99,7 @@ class RequestRecord:
     log_request_body: bool = False
     response_body: bytes | None = None
     response_complete: bool = True
+    mcp_tool: str | None = None
 
     def render(self) -> dict[str, Any]:
         """The log entry."""
@@ -123,6 +126,8 @@ class RequestRecord:
             "ip": self.ip,
             "user_agent": self.user_agent,
         }
+        if self.mcp_tool is not None:
+            entry["mcp_tool"] = self.mcp_tool
         if self.log_request_body and self.request_body is not None:
             entry["request_body"] = render_body(
                 self.request_body, self.request_complete, self.max_body, self.secrets
@@ -260,6 +265,8 @@ def _record(scope: Scope, status: int, started_wall: float, latency_ms: float) -
         user_agent=_header(scope, b"user-agent"),
         secrets=(secret,) if secret else (),
         max_body=0,
+        # Set only by the MCP layer's in-process dispatch: no HTTP client can write ASGI state.
+        mcp_tool=state.get(MCP_TOOL_STATE),
     )
 
 

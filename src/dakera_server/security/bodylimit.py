@@ -15,8 +15,9 @@ the audit layer inside not to write an entry of its own for it.
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -38,21 +39,39 @@ class BodySizeLimitMiddleware:
     """Pure ASGI layer enforcing ``max_body_size`` bytes per request body."""
 
     def __init__(
-        self, app: ASGIApp, *, max_body_size: int, on_refusal: RefusalSink | None = None
+        self,
+        app: ASGIApp,
+        *,
+        max_body_size: int,
+        on_refusal: RefusalSink | None = None,
+        path_limits: Sequence[tuple[str, re.Pattern[str], int, str]] = (),
     ) -> None:
         self.app = app
         self.max_body_size = max_body_size
         self.on_refusal = on_refusal
         self.message = f"request body is larger than {max_body_size} bytes"
+        # (method, compiled path, limit, setting): routes whose body has a limit of its own,
+        # e.g. attachment uploads (DAKERA_MAX_ATTACHMENT_BYTES instead of the global one).
+        self.path_limits = [
+            (method, pattern, limit, f"request body is larger than {limit} bytes ({setting})")
+            for method, pattern, limit, setting in path_limits
+        ]
+
+    def _limit(self, scope: Scope) -> tuple[int, str]:
+        for method, pattern, limit, message in self.path_limits:
+            if scope.get("method") == method and pattern.match(scope.get("path", "")):
+                return limit, message
+        return self.max_body_size, self.message
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         arrived = time.perf_counter()
+        limit, message_text = self._limit(scope)
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_body_size:
-            await self._refuse(scope, receive, send, arrived)
+        if declared is not None and declared > limit:
+            await self._refuse(scope, receive, send, arrived, message_text)
             return
         received = 0
         tripped = False
@@ -61,14 +80,14 @@ class BodySizeLimitMiddleware:
         async def counting_receive() -> Message:
             nonlocal received, tripped
             if tripped:
-                raise BodyTooLarge(self.message)
+                raise BodyTooLarge(message_text)
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_size:
+                if received > limit:
                     tripped = True
                     scope.setdefault("state", {})[BODY_REFUSED] = True
-                    raise BodyTooLarge(self.message)
+                    raise BodyTooLarge(message_text)
             return message
 
         async def guarded_send(message: Message) -> None:
@@ -90,12 +109,14 @@ class BodySizeLimitMiddleware:
         if not tripped:
             return
         if status is None:
-            await self._refuse(scope, receive, send, arrived)
+            await self._refuse(scope, receive, send, arrived, message_text)
         else:
             self._report(scope, status, arrived, b"")
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send, arrived: float) -> None:
-        response = error_response(BodyTooLarge(self.message))
+    async def _refuse(
+        self, scope: Scope, receive: Receive, send: Send, arrived: float, message: str
+    ) -> None:
+        response = error_response(BodyTooLarge(message))
         await response(scope, receive, send)
         self._report(scope, response.status_code, arrived, bytes(response.body))
 

@@ -18,6 +18,11 @@ strict     ``default-src 'none'; frame-ancestors 'none';      ``max-age=63072000
 ``DAKERA_FRAME_OPTIONS`` (``DENY`` by default); ``X-Content-Type-Options: nosniff``,
 ``X-XSS-Protection: 1; mode=block`` and ``Referrer-Policy: strict-origin-when-cross-origin``
 are always sent.
+
+The web console (``/console``) gets its own policy, ``CONSOLE_CSP``, whatever the preset: a page
+needs scripts and styles, but only its own files (no inline script or style, no other origin,
+no framing), and it talks to nothing but this server. The API keeps the preset's policy, which
+lets a browser run nothing at all.
 """
 
 from __future__ import annotations
@@ -31,13 +36,24 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from dakera_server.errors import InternalError
 from dakera_server.security.responses import error_response
 
-__all__ = ["PRESETS", "Preset", "SecurityHeadersMiddleware", "security_headers"]
+__all__ = [
+    "CONSOLE_CSP",
+    "PRESETS",
+    "Preset",
+    "SecurityHeadersMiddleware",
+    "console_headers",
+    "security_headers",
+]
 
 DEFAULT_CSP = "default-src 'none'; frame-ancestors 'none'"
 STRICT_CSP = (
     "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'; sandbox"
 )
 ONE_YEAR = 31_536_000
+CONSOLE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 
 
 @dataclass(frozen=True)
@@ -84,26 +100,55 @@ def security_headers(
     return headers
 
 
-class SecurityHeadersMiddleware:
-    """Pure ASGI layer: set ``headers`` on every HTTP response (replacing same-named ones)."""
+def console_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``headers`` with the console's Content-Security-Policy in place of the API's."""
+    kept = [(name, value) for name, value in headers if name != "Content-Security-Policy"]
+    return [*kept, ("Content-Security-Policy", CONSOLE_CSP)]
 
-    def __init__(self, app: ASGIApp, *, headers: Sequence[tuple[str, str]]) -> None:
+
+class SecurityHeadersMiddleware:
+    """Pure ASGI layer: set ``headers`` on every HTTP response (replacing same-named ones).
+
+    ``path_headers`` maps a path prefix (the path itself and everything below it) to the list
+    used there instead; the first matching prefix wins.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        headers: Sequence[tuple[str, str]],
+        path_headers: Sequence[tuple[str, Sequence[tuple[str, str]]]] = (),
+    ) -> None:
         self.app = app
         self.headers = list(headers)
+        self.path_headers = [(prefix.rstrip("/"), list(chosen)) for prefix, chosen in path_headers]
+
+    def _headers_for(self, path: str) -> list[tuple[str, str]]:
+        for prefix, chosen in self.path_headers:
+            if path == prefix or path.startswith(prefix + "/"):
+                return chosen
+        return self.headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = False
+        headers = self._headers_for(scope["path"]) if self.path_headers else self.headers
 
         async def send_with_headers(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
                 response_headers = MutableHeaders(scope=message)
-                for name, value in self.headers:
-                    response_headers[name] = value
+                for name, value in headers:
+                    if name == "Content-Security-Policy" and name in response_headers:
+                        # A route's own policy (a sandbox for served files) stays beside the
+                        # preset's: a browser enforces both, so neither can loosen the other.
+                        response_headers.append(name, value)
+                    else:
+                        response_headers[name] = value
             await send(message)
 
         try:

@@ -70,7 +70,9 @@ class KeyRing:
         secret = generate_root_secret()
         digest = SecretHash.of(secret)
         lookup = self.keys.lookup_handle(secret)
-        payload = orjson.dumps({**digest.to_dict(), "lookup": lookup})
+        # The secret's size is kept beside its hash (``doctor`` checks the root key's entropy).
+        bits = 4 * (len(secret) - len("dk_"))
+        payload = orjson.dumps({**digest.to_dict(), "lookup": lookup, "bits": bits})
         self.keys.put_meta(ROOT_KEY_META, payload)
         self._root = digest
         self._root_lookup = lookup

@@ -62,6 +62,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dakera_server.engine.lifecycle.policies import RateLimitPolicy
 from dakera_server.errors import RateLimited
+from dakera_server.security.headercase import CasedName
 from dakera_server.security.ratewindows import (
     MOVING,
     SLIDING,
@@ -88,6 +89,9 @@ BURST_IDS = ("dakera", "global", "burst", "moving-window")
 SUSTAINED_IDS = ("dakera", "global", "sustained", "sliding-window-counter")
 REDIS_TIMEOUT_SECONDS = 0.5
 PROBE_INTERVAL_SECONDS = 2.0
+_LIMIT = CasedName(b"X-RateLimit-Limit")
+_REMAINING = CasedName(b"X-RateLimit-Remaining")
+_RESET = CasedName(b"X-RateLimit-Reset")
 
 
 @dataclass(frozen=True)
@@ -107,15 +111,15 @@ class Decision:
     def headers(self) -> list[tuple[bytes, bytes]]:
         """The ``X-RateLimit-*`` headers (none when no limit applies).
 
-        Names keep this exact case on the wire: the SDK copies the headers into a plain dict
-        and looks them up case-sensitively as ``X-RateLimit-Limit`` etc.
+        Names keep this exact case on the wire (``headercase.py``): the SDK copies the
+        headers into a plain dict and looks them up case-sensitively as ``X-RateLimit-Limit``.
         """
         if self.limit is None:
             return []
         return [
-            (b"X-RateLimit-Limit", str(self.limit).encode()),
-            (b"X-RateLimit-Remaining", str(max(0, self.remaining)).encode()),
-            (b"X-RateLimit-Reset", str(math.ceil(self.reset)).encode()),
+            (_LIMIT, str(self.limit).encode()),
+            (_REMAINING, str(max(0, self.remaining)).encode()),
+            (_RESET, str(math.ceil(self.reset)).encode()),
         ]
 
 
@@ -314,18 +318,28 @@ class RateLimitMiddleware:
     """
 
     def __init__(
-        self, app: ASGIApp, *, limiter: RateLimiter, exempt_paths: frozenset[str] = frozenset()
+        self,
+        app: ASGIApp,
+        *,
+        limiter: RateLimiter,
+        exempt_paths: frozenset[str] = frozenset(),
+        exempt_prefixes: tuple[str, ...] = (),
     ) -> None:
         self.app = app
         self.limiter = limiter
         self.exempt_paths = exempt_paths
+        # Paths that count their own requests (the MCP endpoint: each tool call is one
+        # in-process REST request, counted there), each covering its sub-paths too.
+        self.exempt_prefixes = exempt_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        consume = path not in self.exempt_paths
+        consume = path not in self.exempt_paths and not any(
+            path == p or path.startswith(p + "/") for p in self.exempt_prefixes
+        )
         namespace: str | None = None
         operation: Operation | None = None
         if consume and self.limiter.limits_active():

@@ -11,7 +11,15 @@ from typing import Any
 
 import orjson
 
-__all__ = ["REDACTED", "SECRET_FIELDS", "redact", "redact_text", "render_body", "scrub"]
+__all__ = [
+    "REDACTED",
+    "SECRET_FIELDS",
+    "TRUNCATION_OVERHEAD",
+    "redact",
+    "redact_text",
+    "render_body",
+    "scrub",
+]
 
 REDACTED = "[REDACTED]"
 SECRET_FIELDS = frozenset(
@@ -134,9 +142,38 @@ def scrub(value: Any, secrets: tuple[str, ...]) -> Any:
     return value
 
 
+# What a truncated body adds around its text when serialised: the longest it can be is this
+# wrapper with ``null`` for the size (a size of more than four digits takes text bytes instead).
+TRUNCATION_OVERHEAD = len(orjson.dumps({"truncated": True, "size": None, "text": ""}))
+_ESCAPED = {'"': 2, "\\": 2, "\n": 2, "\r": 2, "\t": 2, "\b": 2, "\f": 2}
+
+
+def _json_prefix(text: str, budget: int) -> str:
+    """The longest prefix of ``text`` whose JSON string form (quotes excluded) fits ``budget``.
+
+    Quotes, backslashes and control characters grow when escaped, so the cut is measured on the
+    escaped form: a body of quotes must not come out twice the configured size.
+    """
+    used = 0
+    for index, char in enumerate(text):
+        if char < " ":
+            width = _ESCAPED.get(char, 6)
+        elif char.isascii():
+            width = _ESCAPED.get(char, 1)
+        else:
+            width = len(char.encode("utf-8", "surrogatepass"))
+        if used + width > budget:
+            return text[:index]
+        used += width
+    return text
+
+
 def render_body(raw: bytes, complete: bool, limit: int, secrets: tuple[str, ...]) -> Any:
     """The loggable form of a body, secrets redacted: the JSON value itself when it fits in
-    ``limit`` bytes, else ``{"truncated": true, "size": n, "text": first bytes}``."""
+    ``limit`` bytes, else ``{"truncated": true, "size": n, "text": first bytes}``.
+
+    A truncated entry serialises to at most ``limit + TRUNCATION_OVERHEAD`` bytes whatever the
+    body holds (``DAKERA_AUDIT_MAX_BODY_SIZE`` bounds the log line, not only the text)."""
     parsed: Any = None
     if complete:
         try:
@@ -148,11 +185,10 @@ def render_body(raw: bytes, complete: bool, limit: int, secrets: tuple[str, ...]
     else:
         text = redact_text(raw.decode("utf-8", "replace"))
         text = scrub(text, secrets)
-    encoded = text.encode("utf-8")
-    if len(encoded) <= limit:
-        return text if parsed is None else parsed
-    return {
-        "truncated": True,
-        "size": len(raw) if complete else None,
-        "text": encoded[:limit].decode("utf-8", "ignore"),
-    }
+    if parsed is not None and len(text.encode("utf-8")) <= limit:
+        return parsed
+    if parsed is None and len(orjson.dumps(text)) - 2 <= limit:
+        return text
+    size = len(raw) if complete else None
+    budget = max(0, limit - max(0, len(str(size)) - len("null")))
+    return {"truncated": True, "size": size, "text": _json_prefix(text, budget)}

@@ -31,6 +31,7 @@ from dakera_server.engine.vectors.filters import LOGICAL_OPERATORS
 from dakera_server.errors import DakeraError, InjectionDetected, InvalidInput
 from dakera_server.security import fields
 from dakera_server.security.detectors import COMMAND, CRLF, NOSQL, SSRF, detect
+from dakera_server.security.probes import ssrf_probe, system_path_probe
 from dakera_server.security.responses import error_response
 
 __all__ = ["InputValidationMiddleware", "RequestValidator"]
@@ -47,6 +48,7 @@ CHECKED_HEADERS = frozenset(
         b"authorization", b"x-api-key", b"host", b"origin", b"user-agent", b"content-type",
         b"x-forwarded-for", b"x-real-ip", b"x-request-id", b"last-event-id", b"referer",
         b"access-control-request-method", b"access-control-request-headers",
+        b"content-digest",
     }
 )  # fmt: skip
 MAX_HEADER_BYTES = 8192
@@ -84,11 +86,13 @@ class RequestValidator:
                 bucket.append(compile_path(template)[0])
 
     # -- body -----------------------------------------------------------------------------
-    def check_body(self, body: bytes, content_type: str) -> Any:
+    def check_body(self, body: bytes, content_type: str, file_field: str | None = None) -> Any:
         """Validate a request body of the given content type (empty bodies always pass).
 
         Returns the parsed document of a JSON body (``NOT_JSON`` for anything else), so the
         route can use the very document that was checked instead of parsing the bytes again.
+        ``file_field`` names a top-level string field that carries a file's content (a
+        document to import): it is not scanned as input, every other field is.
         """
         if not body.strip():
             return NOT_JSON
@@ -99,7 +103,12 @@ class RequestValidator:
                     self.check_document(_parse(line), ((None, "line"), index))
         elif not media or media.endswith(("/json", "+json")):
             document = _parse(body)
-            self.check_document(document, None)
+            if file_field is not None and isinstance(document, dict):
+                if not isinstance(document.get(file_field, ""), str):
+                    raise InvalidInput(f"'{file_field}' must be a string")
+                self.check_document({k: v for k, v in document.items() if k != file_field}, None)
+            else:
+                self.check_document(document, None)
             return document
         elif media.startswith("text/"):
             self._text(body.decode("utf-8", errors="replace"), (None, "body"))
@@ -171,6 +180,8 @@ class RequestValidator:
         if reason is not None:
             raise InvalidInput(f"'{render(path)}' has {reason}")
         category = COMMAND if fields.key_is_command(key) else detect(key)
+        if category is None:
+            category = system_path_probe(key) or (SSRF if ssrf_probe(key) else None)
         if category is not None:
             raise InjectionDetected(f"{category} detected in a key of '{render(path)}'")
         return None if mode == METADATA else fields.kind_of_key(key)
@@ -185,6 +196,8 @@ class RequestValidator:
         if reason is None:
             if kind is not fields.SECRET and kind is not fields.URL:
                 self._text(value, path)  # an allowed spelling can still encode a payload
+            if kind is fields.TAG:
+                self._label(value, path)
             return
         if kind is fields.URL:
             raise InjectionDetected(f"{SSRF} guard: '{render(path)}' is {reason}")
@@ -192,6 +205,16 @@ class RequestValidator:
         if category is not None:
             raise InjectionDetected(f"{category} detected in '{render(path)}'")
         raise InvalidInput(f"'{render(path)}' is {reason}")
+
+    @staticmethod
+    def _label(value: str, path: Path) -> None:
+        """A tag that fits the allow-list but spells a system path or an internal host."""
+        category = system_path_probe(value)
+        if category is not None:
+            raise InjectionDetected(f"{category} detected in '{render(path)}'")
+        reason = ssrf_probe(value)
+        if reason is not None:
+            raise InjectionDetected(f"{SSRF} guard: '{render(path)}' names {reason}")
 
     @staticmethod
     def _text(value: str, path: Path) -> None:
@@ -254,12 +277,43 @@ def _parse(body: bytes) -> Any:
 class InputValidationMiddleware:
     """Pure ASGI layer: validate, then replay the body unchanged to the app (or refuse: 400)."""
 
-    def __init__(self, app: ASGIApp, *, route_paths: Sequence[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        route_paths: Sequence[str],
+        opaque_body_prefixes: tuple[str, ...] = (),
+        raw_body_routes: Sequence[tuple[str, str]] = (),
+        file_fields: Sequence[tuple[str, str, str]] = (),
+    ) -> None:
         self.app = app
         self.validator = RequestValidator(route_paths)
+        # Paths whose body is a protocol envelope, not engine input (the MCP endpoint): headers
+        # and query are checked here, and every value inside reaches the engine only as an
+        # in-process REST request that this layer checks in full.
+        self.opaque_body_prefixes = opaque_body_prefixes
+        # (method, route template, field): JSON bodies whose one field is a file's content.
+        self.file_fields = [(m, compile_path(p)[0], f) for m, p, f in file_fields]
+        # (method, route template) whose body is a file, not input: it streams to the route
+        # unread and unbuffered (an attachment upload is bytes, not JSON or text to scan);
+        # its headers, path and query parameters are checked as everywhere else.
+        self.raw_body_routes = [(m, compile_path(p)[0]) for m, p in raw_body_routes]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if any(
+            scope.get("method") == method and pattern.match(scope["path"])
+            for method, pattern in self.raw_body_routes
+        ):
+            try:
+                self.validator.check_headers(scope.get("headers", ()))
+                self.validator.check_path(scope["path"])
+                self.validator.check_query(scope.get("query_string", b""))
+            except DakeraError as exc:
+                await error_response(exc)(scope, receive, send)
+                return
             await self.app(scope, receive, send)
             return
         content_type = ""
@@ -279,7 +333,19 @@ class InputValidationMiddleware:
             self.validator.check_headers(scope.get("headers", ()))
             self.validator.check_path(scope["path"])
             self.validator.check_query(scope.get("query_string", b""))
-            document = self.validator.check_body(body, content_type)
+            path = scope["path"]
+            opaque = any(path == p or path.startswith(p + "/") for p in self.opaque_body_prefixes)
+            file_field = next(
+                (
+                    field
+                    for method, pattern, field in self.file_fields
+                    if scope.get("method") == method and pattern.match(path)
+                ),
+                None,
+            )
+            document = (
+                NOT_JSON if opaque else self.validator.check_body(body, content_type, file_field)
+            )
         except DakeraError as exc:
             await error_response(exc)(scope, receive, send)
             return

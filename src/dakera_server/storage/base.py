@@ -16,6 +16,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from dakera_server.errors import FeatureNotAvailable
+
 __all__ = [
     "CurrentCodec",
     "IdentityCodec",
@@ -26,7 +28,17 @@ __all__ = [
 ]
 
 Table = Literal[
-    "memories", "sessions", "namespaces", "vectors", "api_keys", "edges", "meta", "trash"
+    "memories",
+    "sessions",
+    "namespaces",
+    "vectors",
+    "api_keys",
+    "edges",
+    "meta",
+    "trash",
+    "attachments",
+    "documents",
+    "representations",
 ]
 
 
@@ -130,3 +142,17 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None:
         """Flush and release the store; further calls are errors."""
+
+    def disk_usage(self) -> dict[str, int] | None:
+        """Bytes the backend occupies on disk by part (``{"total": n, ...}``), or ``None``
+        when it cannot tell (a remote database)."""
+        return None
+
+    def compact(self, *, force: bool = False) -> dict[str, Any]:
+        """Give free space back to the file system and fold any write-ahead log.
+
+        Returns a report with at least ``bytes_before`` and ``bytes_after``. ``force`` rewrites
+        the store even when it reports no free pages. A backend that cannot do this on request
+        raises ``FeatureNotAvailable`` (the wire's 501 ``NOT_IMPLEMENTED``).
+        """
+        raise FeatureNotAvailable("this storage backend cannot compact on request")

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from dakera_server.errors import Conflict, StorageError, Unavailable
 from dakera_server.storage.base import IdentityCodec, Op, PayloadCodec, Store, StoredRow, Table
@@ -19,7 +20,7 @@ __all__ = ["SqliteStore", "map_sqlite_errors", "open_durable"]
 
 TABLES: tuple[Table, ...] = ("memories", "sessions", "namespaces", "vectors", "api_keys", "edges")
 # Tables added by later migrations (the first migration must keep creating exactly TABLES).
-LATER_TABLES: tuple[Table, ...] = ("trash",)
+LATER_TABLES: tuple[Table, ...] = ("trash", "attachments", "documents", "representations")
 
 # Each entry migrates the schema from version i to i+1; never edit a released entry.
 MIGRATIONS: tuple[str, ...] = (
@@ -42,6 +43,18 @@ MIGRATIONS: tuple[str, ...] = (
         vector BLOB,
         PRIMARY KEY (grp, key)
     );""",
+    # 3: attachment manifests (engine/attachments), imported documents (engine/documents) and
+    # the extra representations of vector records (engine/records).
+    "\n".join(
+        f"""CREATE TABLE {table} (
+            grp TEXT NOT NULL,
+            key TEXT NOT NULL,
+            payload BLOB NOT NULL,
+            vector BLOB,
+            PRIMARY KEY (grp, key)
+        );"""
+        for table in ("attachments", "documents", "representations")
+    ),
 )
 
 
@@ -298,6 +311,43 @@ class SqliteStore(Store):
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._conn.execute("VACUUM")
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def disk_usage(self) -> dict[str, int]:
+        """The database file and its WAL and shared-memory files, in bytes."""
+        parts = {
+            "database": self.path,
+            "wal": self.path.with_name(self.path.name + "-wal"),
+            "shm": self.path.with_name(self.path.name + "-shm"),
+        }
+        sizes = {name: path.stat().st_size if path.exists() else 0 for name, path in parts.items()}
+        return {**sizes, "total": sum(sizes.values())}
+
+    def compact(self, *, force: bool = False) -> dict[str, Any]:
+        """Checkpoint the WAL into the database file and truncate it; ``VACUUM`` when pages are
+        free (or ``force``). Writers wait on the store lock meanwhile."""
+        before = self.disk_usage()
+        with self._lock, map_sqlite_errors():
+            free_before = int(self._conn.execute("PRAGMA freelist_count").fetchone()[0])
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            vacuumed = force or free_before > 0
+            if vacuumed:
+                self._conn.execute("VACUUM")
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            free_after = int(self._conn.execute("PRAGMA freelist_count").fetchone()[0])
+            page_size = int(self._conn.execute("PRAGMA page_size").fetchone()[0])
+        after = self.disk_usage()
+        return {
+            "backend": "sqlite",
+            "bytes_before": before["total"],
+            "bytes_after": after["total"],
+            "bytes_reclaimed": max(0, before["total"] - after["total"]),
+            "wal_bytes_before": before["wal"],
+            "wal_bytes_after": after["wal"],
+            "free_pages_before": free_before,
+            "free_pages_after": free_after,
+            "page_size": page_size,
+            "vacuumed": vacuumed,
+        }
 
     def close(self) -> None:
         with self._lock, map_sqlite_errors():

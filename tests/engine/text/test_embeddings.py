@@ -27,6 +27,7 @@ import numpy.typing as npt
 import pytest
 
 from dakera_server.engine.text import minilm as minilm_module
+from dakera_server.engine.text.batcher import MicroBatcher
 from dakera_server.engine.text.embedding import EmbeddingBatch, EmbeddingProvider
 from dakera_server.engine.text.minilm import MAX_TOKENS, MiniLMProvider
 from dakera_server.engine.text.openai_compat import OpenAIEmbeddingProvider
@@ -95,6 +96,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(401, {"error": "bad key"})
         elif mode == "slow":
             time.sleep(0.6)
+        elif mode == "poison":  # slow enough for callers to queue; refuses any POISON text
+            time.sleep(0.2)
+            if any("POISON" in text for text in texts):
+                return self._send(413, {"error": "input refused"})
         elif mode == "garbage":
             return self._send_raw(200, b"<html>not json</html>")
         elif mode == "short":
@@ -150,10 +155,13 @@ def minilm() -> MiniLMProvider:
     return MiniLMProvider.shared()
 
 
-@pytest.fixture(scope="module", params=["builtin", "openai"])
+@pytest.fixture(scope="module", params=["builtin", "openai", "batched"])
 def provider(request: pytest.FixtureRequest) -> Iterator[EmbeddingProvider]:
     if request.param == "builtin":
         yield request.getfixturevalue("minilm")
+        return
+    if request.param == "batched":  # what the engine really calls: MiniLM behind the batcher
+        yield MicroBatcher(request.getfixturevalue("minilm"), window=0.002, passes=2)
         return
     client = remote(request.getfixturevalue("fake_server"))
     yield client

@@ -28,7 +28,7 @@ import orjson
 from dakera_server.engine.entities.extractor import Entity, normalize_entity_type
 from dakera_server.errors import InvalidInput, Unavailable
 
-__all__ = ["OdeClient", "OdeResult", "check_target"]
+__all__ = ["OdeClient", "OdeResult", "check_target", "pinned_url"]
 
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
@@ -48,18 +48,25 @@ def _refusal(address: IpAddress, allow_private: bool) -> str | None:
     return None
 
 
-def check_target(url: str, *, allow_private: bool) -> tuple[str, list[IpAddress]]:
-    """Validate an extractor URL; returns it normalised (no trailing /) and its addresses.
+def check_target(
+    url: str,
+    *,
+    allow_private: bool,
+    what: str = "the extractor URL",
+    private_switch: str = "DAKERA_ODE_ALLOW_PRIVATE",
+) -> tuple[str, list[IpAddress]]:
+    """Validate an outbound URL; returns it normalised (no trailing /) and its addresses.
 
-    Raises ``InvalidInput`` naming the rule that refused it.
+    Raises ``InvalidInput`` naming the rule that refused it (``what`` names the URL,
+    ``private_switch`` the setting that allows private addresses).
     """
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInput("the extractor URL must be an http:// or https:// URL with a host")
+        raise InvalidInput(f"{what} must be an http:// or https:// URL with a host")
     if parts.username or parts.password:
-        raise InvalidInput("the extractor URL must not carry credentials")
+        raise InvalidInput(f"{what} must not carry credentials")
     if parts.query or parts.fragment:
-        raise InvalidInput("the extractor URL must not have a query or fragment")
+        raise InvalidInput(f"{what} must not have a query or fragment")
     host = parts.hostname
     try:
         addresses: list[IpAddress] = [ipaddress.ip_address(host)]
@@ -67,13 +74,13 @@ def check_target(url: str, *, allow_private: bool) -> tuple[str, list[IpAddress]
         try:
             infos = socket.getaddrinfo(host, parts.port or 0, type=socket.SOCK_STREAM)
         except (OSError, UnicodeError):
-            raise InvalidInput("the extractor URL's host does not resolve") from None
+            raise InvalidInput(f"{what}'s host does not resolve") from None
         addresses = list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
     for address in addresses:
         reason = _refusal(address, allow_private)
         if reason is not None:
-            hint = " (set DAKERA_ODE_ALLOW_PRIVATE=true)" if "private" in reason else ""
-            raise InvalidInput(f"the extractor URL points to {reason}{hint}")
+            hint = f" (set {private_switch}=true)" if "private" in reason else ""
+            raise InvalidInput(f"{what} points to {reason}{hint}")
     return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", "")), addresses
 
 
@@ -139,46 +146,54 @@ class OdeClient:
 
     @staticmethod
     def _pinned(url: str, addresses: list[IpAddress]) -> tuple[str, dict[str, str]]:
-        """For http, send to the checked address with the original Host (no second lookup)."""
-        parts = urlsplit(url)
-        if parts.scheme != "http" or not addresses or parts.hostname is None:
-            return url, {}
-        try:
-            ipaddress.ip_address(parts.hostname)
-            return url, {}
-        except ValueError:
-            pass
-        address = addresses[0]
-        host = f"[{address}]" if address.version == 6 else str(address)
-        netloc = host if parts.port is None else f"{host}:{parts.port}"
-        return urlunsplit(parts._replace(netloc=netloc)), {"Host": parts.netloc}
+        return pinned_url(url, addresses)
 
     @staticmethod
     def _parse(raw: bytes, content: str, duration_ms: float) -> OdeResult:
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise Unavailable("the entity extractor answered malformed JSON") from exc
-        items = data.get("entities") if isinstance(data, dict) else None
-        if not isinstance(items, list):
-            raise Unavailable("the entity extractor's answer has no 'entities' list")
-        model = data.get("model") if isinstance(data.get("model"), str) else None
-        extractor = f"gliner:{model}" if model else "gliner"
-        entities = []
-        for item in items:
-            if not isinstance(item, dict):
-                raise Unavailable("the entity extractor answered a malformed entity")
-            text, label = item.get("text"), item.get("label")
-            score, start, end = item.get("score", 0.0), item.get("start", -1), item.get("end", -1)
-            if not isinstance(text, str) or not isinstance(label, str):
-                raise Unavailable("the entity extractor answered a malformed entity")
-            if not isinstance(score, int | float) or not isinstance(start, int):
-                raise Unavailable("the entity extractor answered a malformed entity")
-            kind = normalize_entity_type(label) or label.strip().lower()
-            if not isinstance(end, int) or not 0 <= start <= end <= len(content):
-                start, end = -1, -1
-            normalized = " ".join(text.lower().split())
-            entities.append(
-                Entity(kind, text, round(float(score), 4), extractor, start, end, normalized)
-            )
-        return OdeResult(entities, model, duration_ms)
+        return _parse_entities(raw, content, duration_ms)
+
+
+def pinned_url(url: str, addresses: list[IpAddress]) -> tuple[str, dict[str, str]]:
+    """For http, send to the checked address with the original Host (no second lookup)."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not addresses or parts.hostname is None:
+        return url, {}
+    try:
+        ipaddress.ip_address(parts.hostname)
+        return url, {}
+    except ValueError:
+        pass
+    address = addresses[0]
+    host = f"[{address}]" if address.version == 6 else str(address)
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc)), {"Host": parts.netloc}
+
+
+def _parse_entities(raw: bytes, content: str, duration_ms: float) -> OdeResult:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise Unavailable("the entity extractor answered malformed JSON") from exc
+    items = data.get("entities") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise Unavailable("the entity extractor's answer has no 'entities' list")
+    model = data.get("model") if isinstance(data.get("model"), str) else None
+    extractor = f"gliner:{model}" if model else "gliner"
+    entities = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise Unavailable("the entity extractor answered a malformed entity")
+        text, label = item.get("text"), item.get("label")
+        score, start, end = item.get("score", 0.0), item.get("start", -1), item.get("end", -1)
+        if not isinstance(text, str) or not isinstance(label, str):
+            raise Unavailable("the entity extractor answered a malformed entity")
+        if not isinstance(score, int | float) or not isinstance(start, int):
+            raise Unavailable("the entity extractor answered a malformed entity")
+        kind = normalize_entity_type(label) or label.strip().lower()
+        if not isinstance(end, int) or not 0 <= start <= end <= len(content):
+            start, end = -1, -1
+        normalized = " ".join(text.lower().split())
+        entities.append(
+            Entity(kind, text, round(float(score), 4), extractor, start, end, normalized)
+        )
+    return OdeResult(entities, model, duration_ms)

@@ -50,8 +50,14 @@ CREATE_WARNING = "Save this key — it will not be shown again."
 
 
 ROOT_KEY_BITS = 256
-_HEX = frozenset(string.hexdigits)
-_BASE64 = frozenset(string.ascii_letters + string.digits + "+/-_=")
+_ALPHABETS = (
+    (16, frozenset("0123456789abcdef")),
+    (16, frozenset("0123456789ABCDEF")),
+    (32, frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567=")),
+    (36, frozenset(string.digits + string.ascii_lowercase)),
+    (62, frozenset(string.digits + string.ascii_letters)),
+    (64, frozenset(string.digits + string.ascii_letters + "+/=-_")),
+)
 
 
 def generate_secret() -> str:
@@ -70,20 +76,22 @@ def generate_root_secret() -> str:
 
 
 def key_entropy_bits(secret: str) -> int:
-    """An upper bound on the entropy of a configured key, judged by its length and alphabet.
+    """An upper bound on the entropy of a key, from its length and the smallest common alphabet
+    it uses (a ``dk_`` prefix carries none).
 
-    Hex carries 4 bits a character, base64 (standard or URL-safe) 6, anything else at most
-    log2(94) ~ 6.55 (printable ASCII). A ``dk_`` prefix carries none. A key written by hand
-    has far less than this bound; a key from ``openssl rand -hex 32`` has exactly 256.
+    A key drawn uniformly from an alphabet of size A with n characters has n·log2(A) bits; this
+    cannot tell a random key from a patterned one of the same shape, so keys with few distinct
+    characters (``aaaa…``, ``abab…``) are scored by their distinct characters instead. A key from
+    ``openssl rand -hex 32`` has 256; a key written by hand has far less than this bound.
     """
     body = secret.removeprefix("dk_")
     if not body:
         return 0
-    if all(c in _HEX for c in body):
-        return 4 * len(body)
-    if all(c in _BASE64 for c in body):
-        return 6 * len(body.rstrip("="))
-    return int(len(body) * math.log2(94))
+    chars = set(body)
+    size = next((n for n, alphabet in _ALPHABETS if chars <= alphabet), 95)
+    if len(chars) < min(size, len(body)) / 4:
+        return int(len(chars) * math.log2(size))
+    return int(len(body) * math.log2(size))
 
 
 def new_key_id() -> str:

@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 
-from dakera_server.engine.access import Caller
+from dakera_server.engine.access import Caller, agent_namespace
 from dakera_server.engine.ann.snapshots import SnapshotStore
 from dakera_server.engine.events.bus import EventBus
 from dakera_server.engine.memory.agents import AgentMemories
@@ -40,6 +41,11 @@ from dakera_server.storage.base import Op, Store
 __all__ = ["Clock", "MemoryEngine"]
 
 Clock = Callable[[], float]
+
+
+def _metadata_sizes(memories: list[Memory]) -> Callable[[], Iterable[int]]:
+    """Compact JSON sizes of the memories' metadata, computed only if a quota asks."""
+    return lambda: (len(orjson.dumps(m.metadata)) for m in memories)
 
 
 class MemoryEngine:
@@ -78,6 +84,15 @@ class MemoryEngine:
         # indexed with these vectors, and after memories are deleted.
         self.on_indexed: list[Callable[[Sequence[Memory], npt.NDArray[np.float32]], None]] = []
         self.on_forgotten: list[Callable[[str, Sequence[Memory]], None]] = []
+        # Checks other domains make on validated memories before anything is written
+        # (an ``attachment_ref`` must name a stored attachment).
+        self.before_store: list[Callable[[Sequence[Memory]], None]] = []
+        # Set by the engine (quotas): ``admit(namespace, existing, added, dimension,
+        # metadata_sizes)`` runs under the agent's lock before the durable write and raises to
+        # refuse it, so a refused batch writes nothing.
+        self.admit: Callable[[str, int, int, int | None, Callable[[], Iterable[int]]], None] = (
+            lambda *_args: None
+        )
 
     # ----------------------------------------------------------------- loading
     def load(self) -> int:
@@ -230,6 +245,8 @@ class MemoryEngine:
             if key in seen:
                 raise InvalidInput(f"memory id '{memory.id}' appears twice in the batch")
             seen.add(key)
+        for check in self.before_store:
+            check(memories)
         started = time.perf_counter()
         embedded = self.embedder.embed([m.content for m in memories])
         embedding_ms = (time.perf_counter() - started) * 1000.0
@@ -256,6 +273,16 @@ class MemoryEngine:
             for memory in memories:
                 if not memory.seq:
                     memory.seq = agents[memory.agent_id].next_seq()
+            for agent_id, indexes in by_agent.items():
+                held_now = agents[agent_id]
+                added = sum(1 for i in indexes if memories[i].id not in held_now.memories)
+                self.admit(
+                    agent_namespace(agent_id),
+                    len(held_now),
+                    added,
+                    self.embedder.dimension,
+                    _metadata_sizes([memories[i] for i in indexes]),
+                )
             ops = [self._put_op(m, embedded.vectors[i]) for i, m in enumerate(memories)]
             ops.extend(extra_ops)
             self.storage.write(ops)

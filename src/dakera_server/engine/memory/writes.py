@@ -53,6 +53,9 @@ class NewMemory:
     event_time: Any = None
     id: Any = None
     attachment_ref: Any = None
+    # Engine-made reserved keys (``_dakera_document`` of a document chunk): merged after the
+    # client's metadata is checked, so clients still cannot set them.
+    reserved_metadata: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,8 @@ def validate_new(
     event_time = parse_event_time(item.event_time, f"{where}event_time")
     if event_time is not None:
         metadata = {**(metadata or {}), EVENT_TIME_KEY: event_time}
+    if item.reserved_metadata:
+        metadata = {**(metadata or {}), **item.reserved_metadata}
     ttl = check_ttl(item.ttl_seconds, f"{where}ttl_seconds")
     expires_at = item.expires_at
     if expires_at is not None:

@@ -19,13 +19,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 
 from dakera_server.engine.access import AGENT_NAMESPACE_PREFIX, Caller
 from dakera_server.engine.ann import Metric
@@ -104,6 +105,12 @@ class NamespaceEngine:
         self._create_lock = threading.Lock()  # one namespace creation at a time
         self._stop = threading.Event()
         self._snapshotter: threading.Thread | None = None
+        # Set by the engine (quotas): ``admit(namespace, existing, added, dimension,
+        # metadata_sizes)`` runs under the namespace lock before the durable write and raises
+        # to refuse it, so a refused batch writes nothing.
+        self.admit: Callable[[str, int, int, int | None, Callable[[], Iterable[int]]], None] = (
+            lambda *_args: None
+        )
 
     # ------------------------------------------------------------------ lifecycle
     def load(self) -> int:
@@ -188,6 +195,12 @@ class NamespaceEngine:
                 )
             raise not_found(name)
         return namespace
+
+    def held(self, name: str) -> VectorNamespace | None:
+        """The data namespace held under ``name`` (no visibility check: for the server's own
+        bookkeeping, such as quotas and index administration)."""
+        with self._lock:
+            return self._namespaces.get(name)
 
     def names(self, caller: Caller) -> dict[str, str]:
         """Visible namespaces → kind (``data`` or ``agent``), sorted by name."""
@@ -343,7 +356,13 @@ class NamespaceEngine:
             if namespace.deleted:
                 raise not_found(name)
             count = namespace.vector_count()
-            self.store.write([Op.delete_group("vectors", name), Op.delete("namespaces", name)])
+            self.store.write(
+                [
+                    Op.delete_group("vectors", name),
+                    Op.delete_group("representations", name),  # engine/records
+                    Op.delete("namespaces", name),
+                ]
+            )
             namespace.deleted = True
             with self._lock:
                 self._namespaces.pop(name, None)
@@ -410,6 +429,16 @@ class NamespaceEngine:
         revision = info.revision + 1
         plan = build(namespace, revision, now)
         dimension = info.dimension if info.dimension is not None else plan.dimension
+        if plan.op == "upserted":
+            puts = [op.row for op in plan.ops if op.kind == "put" and op.row.table == "vectors"]
+            added = len({row.key for row in puts if row.key not in namespace.records})
+            self.admit(
+                info.name,
+                len(namespace.records),
+                added,
+                dimension,
+                lambda: (len(orjson.dumps(orjson.loads(r.payload).get("m") or {})) for r in puts),
+            )
         updated = replace(info, revision=revision, updated_at=now, dimension=dimension)
         self.store.write([*plan.ops, Op.put("namespaces", info.name, updated.to_payload())])
         namespace.info = updated

@@ -118,13 +118,25 @@ def _vector_plan(
     return WritePlan(ops, apply, len(records), dimension=batch.dimension, result=len(records))
 
 
-def upsert(engine: NamespaceEngine, caller: Caller, name: str, items: Sequence[NewVector]) -> int:
-    """Insert or replace vectors by id; the first upsert creates the namespace."""
-    batch = validate_vectors(items, int(engine.clock()))
+def upsert(
+    engine: NamespaceEngine,
+    caller: Caller,
+    name: str,
+    items: Sequence[NewVector],
+    extra_ops: Sequence[Op] = (),
+    where: str = "vectors",
+) -> int:
+    """Insert or replace vectors by id; the first upsert creates the namespace.
+
+    ``extra_ops`` commit in the same transaction (a record's representations, say).
+    """
+    batch = validate_vectors(items, int(engine.clock()), where=where)
 
     def build(namespace: VectorNamespace, revision: int, now: int) -> WritePlan:
-        _check_dimension(namespace, batch.dimension, "'vectors[0].values'")
-        return _vector_plan(engine, namespace, batch, revision)
+        _check_dimension(namespace, batch.dimension, f"'{where}[0].values'")
+        plan = _vector_plan(engine, namespace, batch, revision)
+        plan.ops.extend(extra_ops)
+        return plan
 
     plan = engine.write(caller, name, build, create=(batch.dimension, "cosine"))
     return int(plan.result)
@@ -279,6 +291,8 @@ def index_documents(
 def _delete_plan(namespace: VectorNamespace, ids: list[str]) -> WritePlan:
     targets = [namespace.records[i] for i in ids if i in namespace.records]
     ops = [Op.delete("vectors", r.id, group=namespace.name) for r in targets]
+    # A record's extra representations (engine/records) go with it.
+    ops += [Op.delete("representations", r.id, group=namespace.name) for r in targets]
 
     def apply() -> None:
         if namespace.index is not None:
@@ -326,9 +340,11 @@ def delete_all(engine: NamespaceEngine, caller: Caller, name: str) -> int:
             if info.dimension is not None:
                 namespace.index = namespace.new_index(info.dimension, info.distance)
 
-        return WritePlan(
-            [Op.delete_group("vectors", namespace.name)], apply, count, op="deleted", result=count
-        )
+        ops = [
+            Op.delete_group("vectors", namespace.name),
+            Op.delete_group("representations", namespace.name),
+        ]
+        return WritePlan(ops, apply, count, op="deleted", result=count)
 
     return int(engine.write(caller, name, build).result)
 
