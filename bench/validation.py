@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from dakera_server.errors import DakeraError
-from dakera_server.security.detectors import CATEGORIES, detect
+from dakera_server.security.inspection.detectors import CATEGORIES, detect
 from dakera_server.security.validation import RequestValidator
 
 REPO = Path(__file__).resolve().parent.parent

@@ -4,7 +4,7 @@ The ``keys`` commands work directly on ``DAKERA_DATA_DIR``'s store, for operator
 key, a key created before the server is reachable). A running server sees their changes without
 a restart: a new key on its first use, a revocation within a few seconds. ``health`` is the
 container's health check (no shell in the image, so the check is this program); ``doctor`` runs
-the production checklist (``security/doctor.py``, commands in ``cli_checks.py``).
+the production checklist (``security/doctor/checks.py``, commands in ``cli_checks.py``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 ``health`` asks the local server's ``/health/ready`` with the standard library only (it is the
 image's ``HEALTHCHECK``, run every few seconds in an image without a shell or curl) and exits 0
 when it answers 200. ``doctor`` judges a configuration against ``security.md``'s checklist
-(``security/doctor.py``): the settings of this environment plus the key store in
+(``security/doctor/checks.py``): the settings of this environment plus the key store in
 ``DAKERA_DATA_DIR``, or, with ``--url``, a running server's own report (``GET
 /v1/admin/doctor``, through the proxy the clients use). It prints a table (or ``--json``) and
 exits 1 when a Required item fails.
@@ -72,7 +72,7 @@ def _health(settings: Settings, url: str | None, timeout: float) -> int:
 
 
 def _doctor(settings: Settings, args: argparse.Namespace) -> int:
-    from dakera_server.security.doctor import Report, examine, render_table
+    from dakera_server.security.doctor.checks import Report, examine, render_table
 
     if args.url:
         report = Report.from_wire(_remote_report(settings, args))
@@ -110,7 +110,7 @@ def _remote_report(settings: Settings, args: argparse.Namespace) -> dict[str, An
 def _local_facts(settings: Settings) -> Any:
     from dakera_server.engine.core import DB_FILE
     from dakera_server.engine.keys.store import KeyStore
-    from dakera_server.security.doctor_facts import gather
+    from dakera_server.security.doctor.facts import gather
     from dakera_server.security.encryption import open_codec
     from dakera_server.storage.sqlite import SqliteStore
 

@@ -22,7 +22,7 @@ from dakera_server.engine.keys.rules import SecretHash
 from dakera_server.engine.keys.rules import key_entropy_bits as entropy_bits
 from dakera_server.engine.keys.usage import KeyUsage
 from dakera_server.engine.text.embedding import EmbeddingProvider
-from dakera_server.security.doctor import FAIL, PASS, Facts, examine
+from dakera_server.security.doctor.checks import FAIL, PASS, Facts, examine
 from tests.conftest import ROOT_KEY, start_server
 from tests.processes import BIN
 

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dakera_server.errors import DakeraError
-from dakera_server.security.probes import ssrf_probe, system_path_probe
+from dakera_server.security.inspection.probes import ssrf_probe, system_path_probe
 from dakera_server.security.validation import RequestValidator
 
 CORPUS = Path(__file__).with_name("label_probes.json")
@@ -109,7 +109,7 @@ WORD = st.text("abcdefghijklmnopqrstuvwxyz", min_size=3, max_size=10)
 def test_hierarchical_word_tags_pass_unless_they_start_at_a_system_directory(
     first: str, second: str
 ) -> None:
-    from dakera_server.security.probes import SYSTEM_DIRS, SYSTEM_LOCATIONS
+    from dakera_server.security.inspection.probes import SYSTEM_DIRS, SYSTEM_LOCATIONS
 
     tag = f"{first}/{second}"
     if first in SYSTEM_DIRS or any(tag.startswith("/".join(loc)) for loc in SYSTEM_LOCATIONS):

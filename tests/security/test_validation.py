@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dakera_server.errors import DakeraError
-from dakera_server.security.detectors import CATEGORIES, detect, detect_raw, plain
-from dakera_server.security.ssrf import METADATA_TEXT
+from dakera_server.security.inspection.detectors import CATEGORIES, detect, detect_raw, plain
+from dakera_server.security.inspection.ssrf import METADATA_TEXT
 from dakera_server.security.validation import RequestValidator
 from tests.conftest import ROOT_KEY, RunningServer
 

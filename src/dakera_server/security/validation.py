@@ -9,8 +9,9 @@ What is checked, before the route handler runs:
 * the request headers the server reads (keys, host, origin, user agent, content type…).
 
 Structured values (ids, names, tags, namespace grants, URLs) must match the allow-lists of
-``security/fields.py``; ``$``-operator keys are accepted only inside ``filter`` objects; free
-text goes through the seven detectors of ``security/detectors.py``. A refusal is one 400
+``security/inspection/fields.py``; ``$``-operator keys are accepted only inside ``filter``
+objects; free text goes through the seven detectors of ``security/inspection/detectors.py``. A
+refusal is one 400
 ``INVALID_REQUEST`` naming the category and the field path (``memories[2].tags[0]``) and never
 echoing the offending value, so an error body cannot reflect attacker text.
 """
@@ -29,9 +30,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from dakera_server.engine.rules import MAX_JSON_DEPTH, MAX_TAGS
 from dakera_server.engine.vectors.filters import LOGICAL_OPERATORS
 from dakera_server.errors import DakeraError, InjectionDetected, InvalidInput
-from dakera_server.security import fields
-from dakera_server.security.detectors import COMMAND, CRLF, NOSQL, SSRF, detect
-from dakera_server.security.probes import ssrf_probe, system_path_probe
+from dakera_server.security.inspection import fields
+from dakera_server.security.inspection.detectors import COMMAND, CRLF, NOSQL, SSRF, detect
+from dakera_server.security.inspection.probes import ssrf_probe, system_path_probe
 from dakera_server.security.responses import error_response
 
 __all__ = ["InputValidationMiddleware", "RequestValidator"]

@@ -1,4 +1,4 @@
-"""``GET /v1/admin/doctor``: the production self-check of ``security/doctor.py`` as JSON.
+"""``GET /v1/admin/doctor``: the production self-check of ``security/doctor/checks.py`` as JSON.
 
 Judged on the running server's own settings and key store, the process it runs in, and how
 this very request arrived (through a trusted proxy over HTTPS, or not), so an operator who asks
@@ -14,8 +14,8 @@ from starlette.requests import Request
 
 from dakera_server.api.deps import EngineDep
 from dakera_server.api.scopes import Routes, Scope
-from dakera_server.security.doctor import examine
-from dakera_server.security.doctor_facts import gather
+from dakera_server.security.doctor.checks import examine
+from dakera_server.security.doctor.facts import gather
 from dakera_server.security.proxy import PROXIED
 
 routes = Routes()

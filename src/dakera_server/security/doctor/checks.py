@@ -8,7 +8,7 @@ report backs ``dakera-server doctor`` (a table) and ``GET /v1/admin/doctor`` (JS
 reported the same way but never fail it. Items nothing here can observe (the host firewall,
 image signatures) are listed as ``manual`` so the table is the whole checklist.
 
-Gathering the facts lives in ``security/doctor_facts.py``; this module only judges them, so a
+Gathering the facts lives in ``security/doctor/facts.py``; this module only judges them, so a
 test can hand it any combination.
 """
 
@@ -23,7 +23,7 @@ from dakera_server.engine.access import Scope
 from dakera_server.engine.keys.records import KeyRecord
 from dakera_server.engine.keys.rules import ROOT_KEY_BITS, key_entropy_bits
 from dakera_server.engine.keys.usage import KeyUsage
-from dakera_server.security.doctor_report import (
+from dakera_server.security.doctor.report import (
     FAIL,
     MANUAL,
     PASS,

@@ -24,8 +24,8 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from dakera_server.security.detectors import COMMAND, TRAVERSAL
-from dakera_server.security.ssrf import (
+from dakera_server.security.inspection.detectors import COMMAND, TRAVERSAL
+from dakera_server.security.inspection.ssrf import (
     CANONICAL_IPV4,
     LOOPBACK_NAMES,
     METADATA_ADDRESSES,

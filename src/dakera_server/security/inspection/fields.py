@@ -4,7 +4,7 @@ and the allow-list each one must match.
 An allow-list refuses the seven injection categories by construction: an agent id made of
 letters, digits, ``_``, ``-`` and ``.`` cannot hold a quote, a ``$``, a shell metacharacter, a
 slash, an angle bracket, a URL or a line break. Free text (everything not named here) goes to
-the detectors of ``security/detectors.py`` instead. The patterns and limits are the wire
+the detectors of ``security/inspection/detectors.py`` instead. The patterns and limits are the wire
 contract's (``engine/rules.py``), so the layer and the engine agree on what is valid; the engine
 still applies its own checks (reserved prefixes, the curated tag) on every write.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from dakera_server.engine import rules
 from dakera_server.engine.vectors.filters import FIELD_OPERATORS, LOGICAL_OPERATORS
-from dakera_server.security.ssrf import url_refusal
+from dakera_server.security.inspection.ssrf import url_refusal
 
 __all__ = [
     "FILTER_KEYS",

@@ -17,7 +17,7 @@ import orjson
 
 from dakera_server.engine.access import Caller, Scope
 from dakera_server.engine.keys.store import ROOT_KEY_ID, KeyStore
-from dakera_server.security.doctor import Facts
+from dakera_server.security.doctor.checks import Facts
 from dakera_server.security.keys import ROOT_KEY_META
 
 __all__ = ["gather", "host_addresses", "key_facts", "process_facts"]

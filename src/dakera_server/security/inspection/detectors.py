@@ -8,7 +8,7 @@ encoded CRLF followed by a header, a cloud-metadata address. Ordinary text that 
 (``<b>bold</b>``) passes. The false-positive rate on benign text and the share of public attack
 corpora caught in free-text position are measured by ``bench/validation.py``. Structured fields
 (ids, names, tags, URLs) do not rely on these detectors but on allow-list patterns
-(``security/fields.py``), which refuse the seven categories by construction.
+(``security/inspection/fields.py``), which refuse the seven categories by construction.
 
 Each detector is a list of ``Rule``s: a compiled pattern guarded by cheap substring triggers, so
 ordinary text pays a few ``in`` tests rather than a scan per pattern. ``detect`` also looks at
@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from dakera_server.security.ssrf import text_mentions_ssrf
+from dakera_server.security.inspection.ssrf import text_mentions_ssrf
 
 __all__ = ["CATEGORIES", "DETECTORS", "Detector", "detect", "detect_raw"]
 
