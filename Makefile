@@ -25,8 +25,15 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
+# The SDK-driven data suites run a second time with their shared server on the PostgreSQL store
+# (a throwaway cluster the tests start: tests/pgcluster.py); tests/storage covers both in the first.
+POSTGRES_SUITES := tests/api/test_memory.py tests/api/test_vectors.py tests/api/test_sessions.py \
+	tests/api/test_agents.py tests/api/test_namespaces.py tests/api/test_fulltext_hybrid.py \
+	tests/api/test_graph.py tests/api/test_store_backend.py tests/api/test_import_export.py
+
 test: lint
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --store-backend=postgres $(POSTGRES_SUITES)
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

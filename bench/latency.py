@@ -62,14 +62,17 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def prefill(data_dir: Path, agent_id: str, n: int, base: np.ndarray) -> None:
-    """Write ``n`` memories of ``agent_id`` straight into a new store under ``data_dir``."""
+def prefill(
+    data_dir: Path, agent_id: str, n: int, base: np.ndarray, storage_url: str | None = None
+) -> None:
+    """Write ``n`` memories of ``agent_id`` straight into a new store under ``data_dir`` (or the
+    PostgreSQL database at ``storage_url``)."""
     from dakera_server.engine.memory.models import Memory
     from dakera_server.engine.memory.writes import new_memory_id
     from dakera_server.storage.base import Op
-    from dakera_server.storage.sqlite import SqliteStore
+    from dakera_server.storage.factory import open_store
 
-    store = SqliteStore(data_dir / "dakera.db")
+    store = open_store(storage_url, data_dir)
     rng = np.random.default_rng(3)
     texts = memory_texts(n, seed=5)
     now = int(time.time())

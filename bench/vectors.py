@@ -250,11 +250,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=FULL, help="vectors to load (max 100000)")
     parser.add_argument("--skip-chroma", action="store_true")
+    parser.add_argument(
+        "--official-clients",
+        action="store_true",
+        help="instead: dakera SDK -> dakera-server against chromadb -> Chroma's server "
+        "(bench/vector_clients.py)",
+    )
     args = parser.parse_args()
     n = min(args.n, FULL)
     data, queries = load(n)
     print(f"data {data.shape}, queries {queries.shape}", flush=True)
     truth = exact_top_k(data, queries)
+    if args.official_clients:
+        from bench.vector_clients import run
+
+        print(run(data, queries, truth))
+        return
     ours = bench_dakera(data, queries, truth)
     theirs = "skipped" if args.skip_chroma else bench_chroma(data, queries, truth)
     print(f"\n{n} vectors x 384 (MiniLM), top_k={K}, 2 shared cores (noisy)\n")

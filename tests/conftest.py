@@ -3,6 +3,11 @@
 One in-thread server is shared per test session for the SDK suites (``server``); tests that need
 their own configuration call ``start_server``; tests that need a process boundary (kill -9,
 CLI, env parsing) use ``spawn_server`` from ``tests/processes.py``.
+
+``--store-backend=postgres`` runs the shared server (and every server a suite starts with
+``fresh_storage()``) on a PostgreSQL database of a session cluster (``tests/pgcluster.py``)
+instead of the embedded SQLite store; ``make test`` runs the SDK memory and vector suites both
+ways.
 """
 
 from __future__ import annotations
@@ -25,8 +30,41 @@ from dakera_server.config import Settings
 from dakera_server.engine.core import Engine
 from dakera_server.engine.text.embedding import EmbeddingProvider
 from dakera_server.engine.text.providers import create_provider
+from tests import pgcluster
 
 ROOT_KEY = "test-root-key-0123456789abcdef0123456789"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--store-backend",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="store of the shared SDK-suite server: embedded SQLite or a test PostgreSQL",
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[pgcluster.PostgresCluster]:
+    """A PostgreSQL 15 cluster for this test session (per xdist worker), stopped at the end."""
+    if not pgcluster.available():
+        pytest.skip(pgcluster.MISSING_REASON)
+    cluster = pgcluster.PostgresCluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.cleanup()
+
+
+@pytest.fixture(scope="session")
+def fresh_storage(request: pytest.FixtureRequest) -> Callable[[], dict[str, Any]]:
+    """``start_server`` overrides for a fresh store of the selected backend: nothing for SQLite
+    (the server's temp data dir holds it), a new database's ``storage_url`` for PostgreSQL."""
+    if request.config.getoption("--store-backend") == "sqlite":
+        return dict
+    cluster: pgcluster.PostgresCluster = request.getfixturevalue("postgres")
+    return lambda: {"storage_url": cluster.url(cluster.create_database("srv"))}
 
 
 @pytest.fixture(autouse=True)
@@ -123,10 +161,12 @@ def embedder() -> EmbeddingProvider:
 
 @pytest.fixture(scope="session")
 def server(
-    tmp_path_factory: pytest.TempPathFactory, embedder: EmbeddingProvider
+    tmp_path_factory: pytest.TempPathFactory,
+    embedder: EmbeddingProvider,
+    fresh_storage: Callable[[], dict[str, Any]],
 ) -> Iterator[RunningServer]:
     """One shared server (auth on, root key ``ROOT_KEY``) for the SDK suites."""
-    running = start_server(tmp_path_factory.mktemp("shared-data"), embedder)
+    running = start_server(tmp_path_factory.mktemp("shared-data"), embedder, **fresh_storage())
     yield running
     running.stop()
 

@@ -64,6 +64,30 @@ def test_every_setting_is_documented_in_the_readme() -> None:
     assert environment_table() in text, "regenerate the README table: make docs"
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "mysql://root:hunter22@db/x",
+        "hunter22",
+        "postgresql:/hunter22@db",
+        "postgresql://a b:hunter22@x",
+    ],
+)
+def test_a_bad_storage_url_is_refused_without_echoing_it(raw: str) -> None:
+    with pytest.raises(ConfigError, match="DAKERA_STORAGE_URL") as refused:
+        Settings.from_env({"DAKERA_STORAGE_URL": raw})
+    assert "hunter22" not in str(refused.value)
+
+
+def test_the_storage_url_is_secret() -> None:
+    url = "postgresql://dakera:hunter22@db.internal:5432/dakera"
+    settings = Settings.from_env({"DAKERA_STORAGE_URL": url})
+    assert settings.storage_url == url
+    assert "hunter22" not in repr(settings)
+    assert next(s for s in SETTINGS if s.env == "DAKERA_STORAGE_URL").secret
+    assert Settings.from_env({"DAKERA_STORAGE_URL": "postgres://h/db"}).storage_url
+
+
 def test_the_attachment_limit_has_two_names_that_must_agree() -> None:
     both = {"DAKERA_MAX_ATTACHMENT_BYTES": "1000", "DAKERA_ATTACHMENT_MAX_BYTES": "1000"}
     assert Settings.from_env(both).max_attachment_bytes == 1000

@@ -209,3 +209,56 @@ def test_grpc_can_be_switched_off(tmp_path: Any, embedder: EmbeddingProvider) ->
         assert running.uvicorn_server.config.app.state.grpc_server is None
     finally:
         running.stop()
+
+
+def test_calls_are_counted_with_rest_traffic(served: tuple[RunningServer, Any]) -> None:
+    """Analytics see gRPC: each call under its RPC, its namespace, and queries in the query
+    rate; refused calls counted as the status they map to."""
+    running, stub = served
+
+    def counts() -> tuple[int, int, int]:
+        with running.http() as http:
+            routes = http.get("/v1/analytics/latency", params={"period": "1h"}).json()
+            overview = http.get("/v1/analytics/throughput", params={"period": "1h"}).json()
+        by_route = routes["by_route"]
+        return (
+            by_route.get("GRPC /dakera.v1.VectorService/Query", {}).get("count", 0),
+            by_route.get("GRPC /dakera.v1.VectorService/Upsert", {}).get("count", 0),
+            overview["by_operation"].get("query", 0),
+        )
+
+    before = counts()
+    stub.Upsert(
+        pb.UpsertRequest(namespace="g-count", vectors=[pb.ProtoVector(id="a", values=[1, 0])]),
+        metadata=ROOT,
+    )
+    for _ in range(7):
+        stub.Query(pb.QueryRequest(namespace="g-count", vector=[1, 0], top_k=1), metadata=ROOT)
+    code_of(lambda: stub.Query(pb.QueryRequest(namespace="g-count", vector=[1, 0])))
+    after = counts()
+    assert [a - b for a, b in zip(after, before, strict=True)] == [8, 1, 8]
+    with running.http() as http:
+        of_namespace = http.get(
+            "/v1/analytics/throughput", params={"period": "1h", "namespace": "g-count"}
+        ).json()
+    assert of_namespace["total_operations"] == 9  # the refused call counts against it too
+
+
+def test_maintenance_that_refuses_requests_refuses_rpcs(served: tuple[RunningServer, Any]) -> None:
+    running, stub = served
+    stub.Upsert(
+        pb.UpsertRequest(namespace="g-maint", vectors=[pb.ProtoVector(id="a", values=[1, 0])]),
+        metadata=ROOT,
+    )
+    query = pb.QueryRequest(namespace="g-maint", vector=[1, 0], top_k=1)
+    with running.http() as http:
+        http.post(
+            "/v1/admin/cluster/maintenance/enable",
+            json={"reason": "grpc test", "reject_requests": True},
+        ).raise_for_status()
+        try:
+            assert code_of(lambda: stub.Query(query, metadata=ROOT)) == grpc.StatusCode.UNAVAILABLE
+            assert stub.Health(pb.HealthRequest()).status == "healthy"
+        finally:
+            http.post("/v1/admin/cluster/maintenance/disable").raise_for_status()
+    assert len(stub.Query(query, metadata=ROOT).results) == 1

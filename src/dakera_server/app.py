@@ -23,13 +23,14 @@ from starlette.routing import compile_path
 
 from dakera_server import API_VERSION, __version__
 from dakera_server.api import health
-from dakera_server.api.admin import audit, doctor, encryption, keys, policies
+from dakera_server.api.admin import audit, backups, doctor, encryption, keys, policies
 from dakera_server.api.console.routes import console_routes
 from dakera_server.api.documents import attachments, documents, media, records
 from dakera_server.api.documents.attachments import RAW_BODY_ROUTES
 from dakera_server.api.documents.documents import FILE_FIELDS
 from dakera_server.api.errors import exception_handlers
-from dakera_server.api.memories import agents, feedback, knowledge, lifecycle, sessions
+from dakera_server.api.maintenance import MaintenanceGateMiddleware
+from dakera_server.api.memories import agents, feedback, knowledge, lifecycle, portability, sessions
 from dakera_server.api.memories import routes as memory
 from dakera_server.api.ops import analytics as ops_analytics
 from dakera_server.api.ops import cluster as ops_cluster
@@ -46,8 +47,9 @@ from dakera_server.api.vectors import routes as vectors
 from dakera_server.api.vectors import text as vector_text
 from dakera_server.config import Settings
 from dakera_server.engine.access import ANONYMOUS
-from dakera_server.engine.core import DB_FILE, Engine
+from dakera_server.engine.core import Engine
 from dakera_server.engine.text.embedding import EmbeddingProvider
+from dakera_server.errors import DakeraError
 from dakera_server.grpc.server import GrpcServer, create_grpc_server
 from dakera_server.mcp.http import MCP_PREFIXES, McpEndpoint
 from dakera_server.mcp.server import Options as McpOptions
@@ -67,6 +69,7 @@ from dakera_server.security.keys import KeyRing
 from dakera_server.security.proxy import ProxyHeadersMiddleware
 from dakera_server.security.ratelimit import RateLimiter, RateLimitMiddleware
 from dakera_server.security.validation import InputValidationMiddleware
+from dakera_server.storage.factory import open_store
 
 __all__ = ["build_engine", "create_app"]
 
@@ -87,10 +90,14 @@ ROUTERS = (
         knowledge,
     ),
     *(namespaces, vectors, vector_text, vector_advanced),
+    *(backups, portability),
     *(attachments, documents, media, records),
     *(prometheus, ops_analytics, ops_routes, ops_limits, ops_indexes, ops_cluster, sealing),
 )
 FLUSH_INTERVAL_SECONDS = 5.0
+# Routes that take files: their own body limit (DAKERA_MAX_UPLOAD_SIZE), checked row by row
+# by the routes themselves (the validation layer streams them through unread).
+FILE_PATHS = frozenset({"/v1/import", "/v1/admin/backups/upload", "/admin/backups/upload"})
 
 
 def _start_background(engine: Engine, stop: threading.Event) -> threading.Thread:
@@ -99,7 +106,10 @@ def _start_background(engine: Engine, stop: threading.Event) -> threading.Thread
     def run() -> None:
         engine.load()
         while not stop.wait(FLUSH_INTERVAL_SECONDS):
-            engine.memories.flush_access_stats()
+            try:
+                engine.memories.flush_access_stats()
+            except DakeraError as exc:  # a store that is down now may be back next time
+                logger.warning("access statistics not persisted: %s", exc.message)
             engine.keys.maintain()
 
     thread = threading.Thread(target=run, name="dakera-background", daemon=True)
@@ -113,9 +123,19 @@ def build_engine(
     embedder: EmbeddingProvider | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Engine:
-    """Open the engine over the data directory, checking or setting up encryption at rest first."""
-    codec = open_codec(Path(settings.data_dir) / DB_FILE, settings.encryption_key)
-    return Engine(settings, embedder=embedder, clock=clock, codec=codec)
+    """Open the store the settings select (SQLite in the data directory, or PostgreSQL), check or
+    set up encryption at rest on it, then build the engine over it."""
+    data_dir = Path(settings.data_dir)
+    store = open_store(settings.storage_url, data_dir)
+    logger.info("store: %s", store.describe())  # never the password
+    try:
+        codec = open_codec(store, settings.encryption_key, data_dir)
+        if codec is not None:
+            store.codec = codec
+        return Engine(settings, embedder=embedder, clock=clock, store=store)
+    except BaseException:
+        store.close()
+        raise
 
 
 def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
@@ -255,13 +275,19 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
             BodySizeLimitMiddleware,
             max_body_size=settings.max_body_size,
             path_limits=[
-                (
-                    m,
-                    compile_path(p)[0],
-                    settings.max_attachment_bytes,
-                    "DAKERA_MAX_ATTACHMENT_BYTES",
-                )
-                for m, p in RAW_BODY_ROUTES
+                *(
+                    (
+                        m,
+                        compile_path(p)[0],
+                        settings.max_attachment_bytes,
+                        "DAKERA_MAX_ATTACHMENT_BYTES",
+                    )
+                    for m, p in RAW_BODY_ROUTES
+                ),
+                *(
+                    ("POST", compile_path(p)[0], settings.max_upload_size, "DAKERA_MAX_UPLOAD_SIZE")
+                    for p in sorted(FILE_PATHS)
+                ),
             ],
             # Outside the audit layer, so it audits the 413s it answers itself.
             on_refusal=None
@@ -281,6 +307,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
             enabled=settings.auth_enabled,
             allowed_hosts=frozenset(settings.allowed_hosts),
             record_usage=engine.keys.usage.record,
+            off_loop=engine.follower is not None,
         ),
         Middleware(
             RateLimitMiddleware,
@@ -299,8 +326,11 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
             route_paths=sorted({route.path for route in app.state.scope_table}),
             # MCP tool arguments are checked as the REST bodies they become.
             opaque_body_prefixes=MCP_PREFIXES if mcp_endpoint else (),
-            raw_body_routes=RAW_BODY_ROUTES,
+            # Attachment uploads are bytes; imports and backup uploads are checked row by row
+            # (or verified whole) by their routes, with this layer's validator.
+            raw_body_routes=[*RAW_BODY_ROUTES, *(("POST", p) for p in sorted(FILE_PATHS))],
             file_fields=FILE_FIELDS,
         ),
+        Middleware(MaintenanceGateMiddleware, gate=engine.portability.gate),
     ]
     return app

@@ -1,10 +1,12 @@
-"""Command line: ``dakera-server serve | keys create|list|revoke|rotate | health | doctor | mcp``.
+"""Command line: ``dakera-server serve | keys create|list|revoke|rotate | health | doctor | mcp``,
+and ``backup create|list|restore|verify``, ``export``, ``import`` (``cli_data.py``).
 
-The ``keys`` commands work directly on ``DAKERA_DATA_DIR``'s store, for operators (a lost root
-key, a key created before the server is reachable). A running server sees their changes without
-a restart: a new key on its first use, a revocation within a few seconds. ``health`` is the
-container's health check (no shell in the image, so the check is this program); ``doctor`` runs
-the production checklist (``security/doctor/checks.py``, commands in ``cli_checks.py``).
+The ``keys`` commands work directly on the server's store (``DAKERA_DATA_DIR``'s SQLite file, or
+the PostgreSQL database of ``DAKERA_STORAGE_URL``), for operators (a lost root key, a key created
+before the server is reachable). A running server sees their changes without a restart: a new
+key on its first use, a revocation within a few seconds. ``health`` is the container's health
+check (no shell in the image, so the check is this program); ``doctor`` runs the production
+checklist (``security/doctor/checks.py``, commands in ``cli_checks.py``).
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dakera_server import API_VERSION, __version__
+from dakera_server import API_VERSION, __version__, cli_data
 from dakera_server.cli_checks import add_check_parsers, run_check
 from dakera_server.config import Settings
-from dakera_server.errors import ConfigError
+from dakera_server.errors import ConfigError, Unavailable
 
 __all__ = ["main"]
 
@@ -105,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="start the REST API server")
     _add_keys_parser(commands)
+    cli_data.add_parsers(commands)
     add_check_parsers(commands)
     _add_mcp_parser(commands)
     args = parser.parse_args(argv)
@@ -114,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(settings)
         if args.command == "keys":
             return _keys(settings, args)
+        if args.command in ("backup", "export", "import"):
+            return cli_data.run(settings, args)
         if args.command in ("health", "doctor"):
             return run_check(settings, args)
         if args.command == "mcp":
@@ -121,6 +126,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"dakera-server: configuration error: {exc}", file=sys.stderr)
         return 2
+    except Unavailable as exc:  # the store cannot be reached at start-up (PostgreSQL down)
+        print(f"dakera-server: cannot start: {exc.message}", file=sys.stderr)
+        return 3
     return 1
 
 
@@ -225,18 +233,23 @@ def _mcp(settings: Settings, args: argparse.Namespace) -> int:
 
 def _keys(settings: Settings, args: argparse.Namespace) -> int:
     from dakera_server.engine.access import Caller, Scope
-    from dakera_server.engine.core import DB_FILE
     from dakera_server.engine.keys.store import KeyStore
     from dakera_server.errors import DakeraError
     from dakera_server.security.encryption import open_codec
-    from dakera_server.storage.sqlite import SqliteStore
+    from dakera_server.storage.factory import open_store
 
     # The operator at the data directory acts as an unrestricted super_admin.
     operator = Caller("cli", "command line", Scope.SUPER_ADMIN, None)
-    db_path = Path(settings.data_dir) / DB_FILE
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    # The same codec as the server: with DAKERA_ENCRYPTION_KEY the key records are encrypted too.
-    store = SqliteStore(db_path, open_codec(db_path, settings.encryption_key))
+    # The server's store (SQLite in DAKERA_DATA_DIR, or DAKERA_STORAGE_URL) and codec: with
+    # DAKERA_ENCRYPTION_KEY the key records are encrypted too.
+    store = open_store(settings.storage_url, Path(settings.data_dir))
+    try:
+        codec = open_codec(store, settings.encryption_key, Path(settings.data_dir))
+        if codec is not None:
+            store.codec = codec
+    except BaseException:
+        store.close()
+        raise
     try:
         keys = KeyStore(store)
         if args.action == "create":

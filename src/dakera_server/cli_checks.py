@@ -108,17 +108,19 @@ def _remote_report(settings: Settings, args: argparse.Namespace) -> dict[str, An
 
 
 def _local_facts(settings: Settings) -> Any:
-    from dakera_server.engine.core import DB_FILE
     from dakera_server.engine.keys.store import KeyStore
     from dakera_server.security.doctor.facts import gather
     from dakera_server.security.encryption import open_codec
-    from dakera_server.storage.sqlite import SqliteStore
+    from dakera_server.storage.factory import DB_FILE, open_store
 
-    db_path = Path(settings.data_dir) / DB_FILE
-    if not db_path.exists():
+    data_dir = Path(settings.data_dir)
+    if settings.storage_url is None and not (data_dir / DB_FILE).exists():
         return gather(None)
-    store = SqliteStore(db_path, open_codec(db_path, settings.encryption_key))
+    store = open_store(settings.storage_url, data_dir)
     try:
+        codec = open_codec(store, settings.encryption_key, data_dir)
+        if codec is not None:
+            store.codec = codec
         return gather(KeyStore(store))
     finally:
         store.close()

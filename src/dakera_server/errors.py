@@ -26,6 +26,12 @@ generic message (the traceback stays in the server log).
     │   └── QuotaExceeded            413 QUOTA_EXCEEDED
     ├── UnsupportedMediaType         415 UNSUPPORTED_MEDIA_TYPE
     ├── UnprocessableContent         422 UNPROCESSABLE_CONTENT
+    │   └── BackupRejected           422 BACKUP_REJECTED (a backup file refused before any write)
+    │       ├── BackupUnrecognised   422 BACKUP_UNRECOGNISED
+    │       ├── BackupTruncated      422 BACKUP_TRUNCATED
+    │       ├── BackupCorrupt        422 BACKUP_CHECKSUM_MISMATCH
+    │       ├── BackupKeyMismatch    422 BACKUP_KEY_MISMATCH
+    │       └── BackupTooNew         422 BACKUP_FORMAT_UNSUPPORTED
     ├── HostNotAllowed               421 HOST_NOT_ALLOWED
     ├── RateLimited                  429 RATE_LIMIT_EXCEEDED
     ├── InternalError                500 INTERNAL_ERROR
@@ -43,6 +49,12 @@ from __future__ import annotations
 __all__ = [
     "ApiKeyExpired",
     "ApiKeyNotFound",
+    "BackupCorrupt",
+    "BackupKeyMismatch",
+    "BackupRejected",
+    "BackupTooNew",
+    "BackupTruncated",
+    "BackupUnrecognised",
     "ConfigError",
     "Conflict",
     "DakeraError",
@@ -245,6 +257,42 @@ class UnprocessableContent(DakeraError):
 
     status = 422
     code = "UNPROCESSABLE_CONTENT"
+
+
+class BackupRejected(UnprocessableContent):
+    """A backup file that restore, verify or upload refuses before changing anything."""
+
+    code = "BACKUP_REJECTED"
+
+
+class BackupUnrecognised(BackupRejected):
+    """Not a dakera-server backup at all (wrong magic bytes, unreadable header)."""
+
+    code = "BACKUP_UNRECOGNISED"
+
+
+class BackupTruncated(BackupRejected):
+    """The file ends before its end frame and checksum: an interrupted copy."""
+
+    code = "BACKUP_TRUNCATED"
+
+
+class BackupCorrupt(BackupRejected):
+    """The SHA-256 over the content (or a sealed frame's tag) does not match: altered bytes."""
+
+    code = "BACKUP_CHECKSUM_MISMATCH"
+
+
+class BackupKeyMismatch(BackupRejected):
+    """Sealed with another encryption key than this server's (or this server has none)."""
+
+    code = "BACKUP_KEY_MISMATCH"
+
+
+class BackupTooNew(BackupRejected):
+    """Written in a newer backup format than this server reads."""
+
+    code = "BACKUP_FORMAT_UNSUPPORTED"
 
 
 class RateLimited(DakeraError):

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 from dakera import DakeraClient
 from dakera.exceptions import (
@@ -30,11 +32,14 @@ LIMIT = 200_000
 
 @pytest.fixture(scope="module")
 def files_server(
-    tmp_path_factory: pytest.TempPathFactory, embedder: EmbeddingProvider
+    tmp_path_factory: pytest.TempPathFactory,
+    embedder: EmbeddingProvider,
+    fresh_storage: Callable[[], dict[str, Any]],
 ) -> Iterator[RunningServer]:
     running = start_server(
         tmp_path_factory.mktemp("attachments"),
         embedder,
+        **fresh_storage(),
         attachments_enabled=True,
         max_attachment_bytes=LIMIT,
     )
@@ -49,9 +54,14 @@ def sdk(files_server: RunningServer) -> Iterator[DakeraClient]:
     client.close()
 
 
-def blob_files(server: RunningServer) -> list[Path]:
+def blob_files(server: RunningServer) -> set[str]:
+    """Every stored blob, committed or not: files under the data dir (their temp files too), or
+    the rows of the PostgreSQL blob table."""
+    if server.settings.storage_url is not None:
+        with psycopg.connect(server.settings.storage_url) as conn:
+            return {str(name) for (name,) in conn.execute("SELECT name FROM dakera.blobs")}
     root = Path(server.settings.data_dir) / "attachments"
-    return [p for p in root.rglob("*") if p.is_file()]
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
 
 
 def test_upload_is_content_addressed_and_idempotent(sdk: DakeraClient, agent_id: str) -> None:
@@ -198,7 +208,9 @@ def test_a_referenced_attachment_cannot_be_deleted_and_goes_with_its_last_memory
     sdk: DakeraClient, files_server: RunningServer, agent_id: str
 ) -> None:
     space = f"_dakera_agent_{agent_id}"
+    before = blob_files(files_server)
     ref = sdk.upload_attachment(space, make_png(), content_type="image/png").attachment_ref
+    assert len(blob_files(files_server) - before) == 1
     first = sdk.store_memory(agent_id, "A photo of the grinder", attachment_ref=ref)
     second = sdk.store_memory(agent_id, "The same photo, cropped", attachment_ref=ref)
     with pytest.raises(ConflictError):
@@ -207,7 +219,7 @@ def test_a_referenced_attachment_cannot_be_deleted_and_goes_with_its_last_memory
     assert len(sdk.list_attachments(space)) == 1
     sdk.forget(agent_id, second["id"])
     assert sdk.list_attachments(space) == []
-    assert not [p for p in blob_files(files_server) if "tmp" not in p.parts]
+    assert blob_files(files_server) - before == set()
 
 
 def test_a_memory_may_only_reference_a_stored_attachment(sdk: DakeraClient, agent_id: str) -> None:

@@ -4,7 +4,7 @@ bombs are 400s that store nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -36,12 +36,15 @@ DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 @pytest.fixture(scope="module")
 def files_server(
-    tmp_path_factory: pytest.TempPathFactory, embedder: EmbeddingProvider
+    tmp_path_factory: pytest.TempPathFactory,
+    embedder: EmbeddingProvider,
+    fresh_storage: Callable[[], dict[str, Any]],
 ) -> Iterator[RunningServer]:
     """Attachments and documents on; small page and text limits so bombs stay small."""
     running = start_server(
         tmp_path_factory.mktemp("documents"),
         embedder,
+        **fresh_storage(),
         attachments_enabled=True,
         documents_enabled=True,
         document_max_pages=40,

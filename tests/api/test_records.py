@@ -4,7 +4,8 @@ within their precision (f16, i8), bounded by the record limits, and deleted with
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from dakera import DakeraClient
@@ -24,11 +25,14 @@ TOKENS = [[0.5, -0.25, 1.0], [0.125, 0.75, -1.0]]
 
 @pytest.fixture(scope="module")
 def records_server(
-    tmp_path_factory: pytest.TempPathFactory, embedder: EmbeddingProvider
+    tmp_path_factory: pytest.TempPathFactory,
+    embedder: EmbeddingProvider,
+    fresh_storage: Callable[[], dict[str, Any]],
 ) -> Iterator[RunningServer]:
     running = start_server(
         tmp_path_factory.mktemp("records"),
         embedder,
+        **fresh_storage(),
         records_enabled=True,
         record_max_vectors=8,
         record_max_bytes=4096,

@@ -4,7 +4,8 @@ input errors (always 400, never 500), and filtered search checked against brute 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -16,7 +17,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dakera_server.engine.text.embedding import EmbeddingProvider
-from dakera_server.security.keys import ROOT_CALLER
 from tests.conftest import ROOT_KEY, RunningServer, start_server
 from tests.engine.vectors.test_filters import filters as filter_strategy
 from tests.engine.vectors.test_filters import metadata as metadata_strategy
@@ -284,10 +284,17 @@ def test_ttl_hides_expired_vectors(server: RunningServer, http: httpx.Client, ns
             ]
         },
     )
-    namespace = server.engine.namespaces.get(ROOT_CALLER, ns)
-    namespace.records["short"].expires_at = 1  # expired long ago
-    results = http.post(f"/v1/namespaces/{ns}/query", json={"vector": [1, 0]}).json()["results"]
-    assert [r["id"] for r in results] == ["long"]
+    # The real clock, not a poke at the in-memory record: on a shared store the node's caches
+    # are reloaded from the rows (the follower), which would undo such a poke.
+    first = http.post(f"/v1/namespaces/{ns}/query", json={"vector": [1, 0]}).json()["results"]
+    assert {r["id"] for r in first} <= {"short", "long"}
+    deadline = time.monotonic() + 10
+    while True:
+        results = http.post(f"/v1/namespaces/{ns}/query", json={"vector": [1, 0]}).json()
+        if [r["id"] for r in results["results"]] == ["long"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert [r["id"] for r in results["results"]] == ["long"]
     assert http.post(f"/v1/namespaces/{ns}/vectors/count", json={}).json()["count"] == 1
 
 
@@ -296,10 +303,14 @@ def test_ttl_hides_expired_vectors(server: RunningServer, http: httpx.Client, ns
 
 @pytest.fixture(scope="module")
 def hnsw_server(
-    tmp_path_factory: pytest.TempPathFactory, embedder: EmbeddingProvider
+    tmp_path_factory: pytest.TempPathFactory,
+    embedder: EmbeddingProvider,
+    fresh_storage: Callable[[], dict[str, Any]],
 ) -> Iterator[RunningServer]:
     """A server whose namespaces switch to HNSW above 300 vectors."""
-    running = start_server(tmp_path_factory.mktemp("hnsw"), embedder, exact_search_threshold=300)
+    running = start_server(
+        tmp_path_factory.mktemp("hnsw"), embedder, exact_search_threshold=300, **fresh_storage()
+    )
     yield running
     running.stop()
 

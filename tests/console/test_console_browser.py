@@ -285,6 +285,24 @@ def test_health_page_plots_request_rate_and_latency(
     assert page.locator("#rate-chart svg").count() == 1
 
 
+def test_health_page_of_an_admin_key_plots_from_the_analytics_routes(
+    console: Console, console_server: ConsoleServer
+) -> None:
+    """An admin key may read /v1/analytics/*: the page takes its points from there (the
+    server's own histograms), not from scraping /metrics."""
+    page = console.page
+    with console_server.http() as admin:
+        for _ in range(5):
+            admin.post("/v1/memory/recall", json={"agent_id": "console-health", "query": "x"})
+    console.sign_in(console_server.keys.super_admin)
+    console.open("health")
+    page.wait_for_selector("text=From the analytics routes")
+    page.wait_for_selector("#latency-chart svg polyline, #latency-chart svg circle", timeout=9000)
+    p50 = page.inner_text("#metric-p50")
+    assert p50.endswith(" ms") and float(p50.removesuffix(" ms").replace(",", "")) > 0
+    assert not console.unexpected_errors(), console.errors
+
+
 def test_with_authentication_off_the_console_opens_without_a_key(
     request: pytest.FixtureRequest,
     browser: Any,

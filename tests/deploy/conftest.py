@@ -18,7 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.deploy.support import IMAGE, docker, free_port, require_image
+from tests.deploy.support import IMAGE, docker, require_image
+from tests.processes import free_ports
 
 HARDENED = [
     "--read-only",
@@ -111,7 +112,7 @@ def run_container(tmp_path: Path) -> Iterator[ContainerFactory]:
         data: Path | None = None,
         command: tuple[str, ...] = (),
     ) -> Container:
-        port, grpc_port = free_port(), free_port()
+        port, grpc_port = free_ports(2)
         root_key = secrets.token_hex(32)
         volume = data or data_dir(tmp_path, f"data-{len(started)}")
         environment = {

@@ -24,6 +24,8 @@ import pytest
 import trustme
 import yaml
 
+from tests.processes import free_ports
+
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 IMAGE = os.environ.get("DAKERA_TEST_IMAGE_TAG", "dakera-server:local")
@@ -36,12 +38,6 @@ def unavailable(reason: str) -> None:
     if REQUIRED:
         pytest.fail(f"DEPLOY_TESTS_REQUIRED=1 but {reason}")
     pytest.skip(reason)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def docker(
@@ -160,7 +156,10 @@ def start_nginx(
     binary = require_nginx()
     prefix = workdir / "nginx"
     prefix.mkdir(parents=True, exist_ok=True)
-    ports = free_port(), free_port(), free_port()
+    # Three different ports: asked one by one the same free port may come back twice, and
+    # nginx then merges the plain and the TLS listener ("no ssl_certificate is defined").
+    http_port, https_port, grpc_port = free_ports(3)
+    ports = (http_port, https_port, grpc_port)
     site = render_site(tls_dir, *ports)
     upstream = (
         f"upstream dakera_rest {{ server {rest_upstream}; keepalive 16; }}\n"

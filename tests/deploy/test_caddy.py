@@ -23,7 +23,8 @@ from dakera_server.engine.text.embedding import EmbeddingProvider
 from dakera_server.grpc.generated import vectors_pb2 as pb
 from dakera_server.grpc.generated import vectors_pb2_grpc as pb_grpc
 from tests.conftest import ROOT_KEY, start_server
-from tests.deploy.support import DEPLOY, Certificates, free_port, make_certificates, unavailable
+from tests.deploy.support import DEPLOY, Certificates, make_certificates, unavailable
+from tests.processes import free_ports
 from tests.security.test_audit import entries, requests_of
 
 
@@ -53,14 +54,15 @@ def caddy(tmp_path_factory: pytest.TempPathFactory, embedder: EmbeddingProvider)
         audit_log_path=log,
     )
     grpc_port = server.uvicorn_server.config.app.state.grpc_server.port
-    ports = {"https": free_port(), "http": free_port(), "grpc": free_port()}
+    https, http, grpc_public, admin = free_ports(4)  # all different (see free_ports)
+    ports = {"https": https, "http": http, "grpc": grpc_public}
     tls = certs.directory
     environ = {
         **{k: v for k, v in os.environ.items() if not k.startswith("DAKERA_")},
         "HOME": str(workdir),
         "XDG_DATA_HOME": str(workdir / "xdg-data"),
         "XDG_CONFIG_HOME": str(workdir / "xdg-config"),
-        "CADDY_ADMIN": f"localhost:{free_port()}",
+        "CADDY_ADMIN": f"localhost:{admin}",
         "DAKERA_DOMAIN": "localhost",
         "DAKERA_HTTP_PORT": str(ports["http"]),
         "DAKERA_HTTPS_PORT": str(ports["https"]),

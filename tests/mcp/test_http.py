@@ -129,6 +129,46 @@ def test_store_then_recall_round_trip_and_forget(env: Env) -> None:
     run(flow())
 
 
+def test_export_then_import_moves_an_agents_memories(env: Env) -> None:
+    """dakera_memory_export gives the jsonl file in structured content; dakera_memory_import
+    of it into another agent brings the same contents; a bad row is reported, not fatal."""
+    source, target = "mcp-export-src", "mcp-export-dst"
+
+    async def flow() -> None:
+        async with http_client(env.server.url, env.keys["write"]) as client:
+            for fact in ("Prefers window seats.", "Allergic to peanuts."):
+                stored = await client.call_tool(
+                    "dakera_store", {"agent_id": source, "content": fact}
+                )
+                assert not stored.is_error, text(stored)
+            exported = await client.call_tool("dakera_memory_export", {"agent_id": source})
+            assert not exported.is_error, text(exported)
+            assert text(exported).startswith(f"Exported 2 memories of agent {source} as jsonl")
+            data = exported.structured_content["data"]
+            rows = [orjson.loads(line) for line in data.splitlines()]
+            assert sorted(r["content"] for r in rows) == [
+                "Allergic to peanuts.",
+                "Prefers window seats.",
+            ]
+            lines = [orjson.dumps({**r, "id": None, "agent_id": target}).decode() for r in rows]
+            imported = await client.call_tool(
+                "dakera_memory_import",
+                {
+                    "agent_id": target,
+                    "format": "jsonl",
+                    "data": "\n".join([*lines, "{not json"]),
+                },
+            )
+            assert not imported.is_error, text(imported)
+            job = imported.structured_content
+            assert (job["imported"], len(job["errors"])) == (2, 1), job
+            listed = await client.call_tool("dakera_agent_memories", {"agent_id": target})
+            contents = sorted(m["content"] for m in listed.structured_content["memories"])
+            assert contents == ["Allergic to peanuts.", "Prefers window seats."]
+
+    run(flow())
+
+
 def test_recall_returns_at_most_top_k(env: Env) -> None:
     agent = "mcp-topk"
 

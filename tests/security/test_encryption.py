@@ -18,6 +18,7 @@ import pytest
 from dakera_server.engine.core import DB_FILE
 from dakera_server.security.crypto import KeyMismatch
 from dakera_server.security.encryption import open_codec
+from dakera_server.storage.sqlite import SqliteStore
 from tests.conftest import ROOT_KEY, start_server
 from tests.processes import BIN, free_port, spawn_server
 
@@ -241,10 +242,13 @@ def test_kill_9_during_rotation_leaves_one_valid_key(tmp_path: Path) -> None:
         rotator.join()
     valid = []
     for key in (PASSPHRASE, NEW_PASSPHRASE):
+        store = SqliteStore(data_dir / DB_FILE)
         try:
-            open_codec(data_dir / DB_FILE, key)
+            open_codec(store, key, data_dir)
         except KeyMismatch:
             continue
+        finally:
+            store.close()
         valid.append(key)
     assert len(valid) == 1, "exactly one of the old and new keys must open the data"
     survivor = spawn_server(data_dir, tmp_path / "log", DAKERA_ENCRYPTION_KEY=valid[0])

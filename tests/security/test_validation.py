@@ -162,7 +162,10 @@ def test_detectors_name_the_category(payload: str, category: str) -> None:
 BENIGN_ALPHABET = st.characters(
     categories=("L", "N", "Zs"), include_characters=".,!?()'", exclude_characters="\x00"
 )
-SAFE_KEYS = st.from_regex(r"\Af_[a-z][a-z0-9_]{0,12}\Z")
+# Keys named like URL fields (``f_uri``, ``f_x_endpoint``) are checked as URLs on purpose.
+SAFE_KEYS = st.from_regex(r"\Af_[a-z][a-z0-9_]{0,12}\Z").filter(
+    lambda key: not key.endswith(("_url", "_uri", "_endpoint", "_webhook"))
+)
 
 
 def _no_metadata_target(text: str) -> bool:

@@ -32,14 +32,19 @@ async def health(engine: EngineDep, request: Request) -> Response:
             status_code=503,
             headers={"Retry-After": "1"},
         )
-    # Degraded only when Redis is configured and down (rate limits fell back to local).
+    # Degraded when Redis is configured and down (rate limits fell back to local) or the
+    # shared PostgreSQL store is unreachable (cached reads only, writes 503).
     limiter = request.app.state.rate_limiter
+    problem = engine.store_problem()
+    details: dict[str, Any] = {"rate_limit": limiter.status()}
+    if problem is not None:
+        details["storage"] = problem
     return JSONResponse(
         {
             "service": "dakera",
-            "status": "degraded" if limiter.degraded else "healthy",
+            "status": "degraded" if limiter.degraded or problem else "healthy",
             "version": API_VERSION,
-            "details": {"rate_limit": limiter.status()},
+            "details": details,
         }
     )
 
@@ -52,7 +57,11 @@ async def health_ready(engine: EngineDep, request: Request) -> Response:
             "status": "degraded" if limits["redis"] == "unreachable" else "ok",
             "message": f"counts are {limits['backend']}",
         },
-        "storage": {"status": "ok", "message": None},
+        "storage": (
+            {"status": "ok", "message": None}
+            if (problem := engine.store_problem()) is None
+            else {"status": "degraded", "message": problem}
+        ),
         "embedding_engine": {"status": "ok", "message": engine.embedder.model_name},
         "tiered_engine": {"status": "disabled", "message": None},
     }

@@ -11,16 +11,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI
 from fastapi.routing import APIRoute
 from starlette.requests import Request
 
 from dakera_server.engine.access import ANONYMOUS, Caller, Scope
-from dakera_server.errors import Forbidden, Unauthorized
+from dakera_server.errors import Forbidden, Unauthorized, Unavailable
 
 __all__ = ["RouteScope", "Routes", "Scope", "current_caller", "scope_table"]
 
 SCOPE_KEY = "x-dakera-scope"
+MAINTENANCE_RETRY_SECONDS = 30
 UNRESTRICTED_KEY = "x-dakera-unrestricted"
 
 
@@ -40,6 +42,26 @@ def current_caller(request: Request) -> Caller:
     return caller if isinstance(caller, Caller) else ANONYMOUS
 
 
+async def _refuse_writes_in_maintenance(request: Request) -> None:
+    """Maintenance mode (on any node of a shared store: it is kept in the store) refuses the
+    data writes, 503 with ``Retry-After``; reads keep working (``reject_requests`` refuses
+    them too, earlier, in the metering layer). On a shared store the node first catches up
+    with the store's meta rows (one head read, off the event loop), so a write on any node
+    right after maintenance was enabled on another is refused."""
+    engine = getattr(request.app.state, "engine", None)
+    if engine is None:
+        return
+    if engine.follower is not None:
+        await anyio.to_thread.run_sync(engine.follower.sync_meta)
+    maintenance = engine.ops.maintenance
+    if maintenance is not None and maintenance.enabled and maintenance.active():
+        raise Unavailable(
+            "the server is in maintenance mode: writes are refused, reads keep working",
+            retry_after=MAINTENANCE_RETRY_SECONDS,
+            details=maintenance.reason,
+        )
+
+
 def requires(scope: Scope, *, unrestricted: bool = False) -> Callable[[Request], Awaitable[Caller]]:
     """A dependency that lets the request through only for a caller holding ``scope``."""
 
@@ -55,6 +77,8 @@ def requires(scope: Scope, *, unrestricted: bool = False) -> Callable[[Request],
             raise Forbidden(f"this route needs the '{scope.wire}' scope")
         if unrestricted and not caller.unrestricted:
             raise Forbidden(f"this route needs an unrestricted '{scope.wire}' key")
+        if scope is Scope.WRITE:
+            await _refuse_writes_in_maintenance(request)
         return caller
 
     check.__name__ = f"requires_{scope.wire}"

@@ -28,6 +28,7 @@ __all__ = [
     "parse_path",
     "parse_path_list",
     "parse_redis_url",
+    "parse_storage_url",
     "parse_str",
 ]
 
@@ -100,6 +101,20 @@ def parse_redis_url(name: str, raw: str) -> str:
         raise ConfigError(
             f"{name} has value {raw!r}: not a Redis URL. Use redis://host:port/db "
             "(rediss:// for TLS, unix:///path for a socket)."
+        )
+    return value
+
+
+def parse_storage_url(name: str, raw: str) -> str:
+    """A ``postgresql://`` (or ``postgres://``) URL. The value is never echoed in the error: it
+    may hold a password."""
+    value = raw.strip()
+    scheme, sep, rest = value.partition("://")
+    if scheme not in ("postgresql", "postgres") or not sep or any(c.isspace() for c in rest):
+        raise ConfigError(
+            f"{name} is not a PostgreSQL URL (the value is not shown: it may hold a password). "
+            "Use postgresql://user:password@host:5432/dbname, or unset it for the embedded "
+            "SQLite store."
         )
     return value
 

@@ -21,6 +21,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 3300
     data_dir: Path = Path("dakera-data")
+    storage_url: str | None = field(default=None, repr=False)  # may carry a password
+    node_id: str | None = None
     auth_enabled: bool = True
     root_api_key: str | None = field(default=None, repr=False)
     encryption_key: str | None = field(default=None, repr=False)
@@ -61,6 +63,8 @@ class Settings:
     mcp_max_content_chars: int = 1000
     mcp_api_key: str | None = field(default=None, repr=False)
     max_body_size: int = 10_485_760
+    max_upload_size: int = 1_073_741_824
+    backup_dir: Path | None = None
     security_preset: str = "default"
     hsts_enabled: bool | None = None
     hsts_max_age: int | None = None

@@ -11,6 +11,7 @@ from dakera_server.config.parsers import (
     int_parser,
     parse_bool,
     parse_http_url,
+    parse_path,
     parse_str,
 )
 from dakera_server.config.setting import Setting
@@ -241,6 +242,13 @@ FEATURES: tuple[Setting, ...] = (
         int_parser(1),
         4_194_304,
         "Most packed bytes one record's representations may take (413 above).",
+    ),
+    Setting(
+        "DAKERA_BACKUP_DIR",
+        "backup_dir",
+        parse_path,
+        None,
+        "Directory holding backups (unset: `backups` under `DAKERA_DATA_DIR`).",
     ),
     Setting(
         "DAKERA_CONSOLE_ENABLED",

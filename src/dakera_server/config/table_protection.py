@@ -94,6 +94,14 @@ PROTECTION: tuple[Setting, ...] = (
         "Largest request body in bytes; larger bodies get 413 before they are read.",
     ),
     Setting(
+        "DAKERA_MAX_UPLOAD_SIZE",
+        "max_upload_size",
+        int_parser(1),
+        1_073_741_824,
+        "Largest body in bytes of a backup upload or a memory import (other routes keep "
+        "`DAKERA_MAX_BODY_SIZE`).",
+    ),
+    Setting(
         "DAKERA_SECURITY_PRESET",
         "security_preset",
         choice_parser("default", "permissive", "strict"),

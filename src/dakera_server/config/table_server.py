@@ -15,6 +15,7 @@ from dakera_server.config.parsers import (
     parse_bool,
     parse_list,
     parse_path,
+    parse_storage_url,
     parse_str,
 )
 from dakera_server.config.setting import Setting
@@ -30,6 +31,25 @@ SERVER: tuple[Setting, ...] = (
         parse_path,
         Path("dakera-data"),
         "Directory holding all persistent state (SQLite store, index snapshots).",
+    ),
+    Setting(
+        "DAKERA_STORAGE_URL",
+        "storage_url",
+        parse_storage_url,
+        None,
+        "PostgreSQL URL (`postgresql://user:password@host:5432/db`) of a store shared by "
+        "several server processes; unset: the embedded SQLite store in `DAKERA_DATA_DIR`. "
+        "Never logged or shown.",
+        secret=True,
+    ),
+    Setting(
+        "DAKERA_NODE_ID",
+        "node_id",
+        parse_str,
+        None,
+        "Name of this server process among the nodes sharing one PostgreSQL store (cluster "
+        "routes, per-node usage rows); unset: the host name and a random suffix, kept in "
+        "`DAKERA_DATA_DIR/node_id`.",
     ),
     Setting(
         "DAKERA_AUTH_ENABLED",

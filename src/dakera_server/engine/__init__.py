@@ -4,7 +4,9 @@ One sub-package per domain; each ``__init__`` says what it owns and what it may 
 ``.importlinter`` (run by ``make lint``) enforces the directions, top to bottom:
 
     core                          wires every domain into one ``Engine`` (the app's only handle)
-    ops                           metrics, analytics, quotas, slow queries, runtime config, upkeep
+    portability | ops             backups, restore, import and export; metrics, analytics,
+                                  quotas, slow queries, runtime config, upkeep
+    follow                        catching caches up with other nodes' commits (shared store)
     documents | media | records   document import; transcription/indexing jobs; records
     attachments                   files per namespace (streamed, sealed at rest)
     lifecycle | graph | vectors   jobs over memories; the knowledge graph; vector namespaces

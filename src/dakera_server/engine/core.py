@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
+import secrets
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from dakera_server import API_VERSION
+from dakera_server import API_VERSION, __version__
 from dakera_server.config import Settings
 from dakera_server.engine.ann.snapshots import SnapshotStore
 from dakera_server.engine.attachments.service import AttachmentStore
@@ -23,6 +26,8 @@ from dakera_server.engine.documents.service import DocumentEngine
 from dakera_server.engine.entities.service import EntityService
 from dakera_server.engine.events.audit import AuditLog
 from dakera_server.engine.events.bus import EventBus
+from dakera_server.engine.follow.follower import Follower
+from dakera_server.engine.follow.pruning import ChangeLogPruner
 from dakera_server.engine.graph.knowledge_graph import KnowledgeGraph
 from dakera_server.engine.graph.model import Edge
 from dakera_server.engine.keys.store import KeyStore
@@ -31,7 +36,13 @@ from dakera_server.engine.lifecycle.policies import PolicyStore
 from dakera_server.engine.media.lanes import media_engine
 from dakera_server.engine.memory.engine import Clock, MemoryEngine
 from dakera_server.engine.memory.sessions import SessionEngine
+from dakera_server.engine.ops.cluster import DOCUMENT as MAINTENANCE_META
+from dakera_server.engine.ops.diagnostics import process_facts
+from dakera_server.engine.ops.history import PREFIX as HISTORY_PREFIX
+from dakera_server.engine.ops.quotas import DOCUMENT as QUOTAS_META
+from dakera_server.engine.ops.runtime import DOCUMENT as RUNTIME_META
 from dakera_server.engine.ops.service import Operations
+from dakera_server.engine.portability.service import Portability
 from dakera_server.engine.records.service import RecordEngine
 from dakera_server.engine.tasks.runner import TaskRunner
 from dakera_server.engine.text.batcher import BATCH_WINDOW_SECONDS, MicroBatcher
@@ -44,16 +55,33 @@ from dakera_server.engine.text.threads import (
     set_embedding_threads,
 )
 from dakera_server.engine.vectors.engine import NamespaceEngine
-from dakera_server.storage.base import CurrentCodec, IdentityCodec, PayloadCodec
-from dakera_server.storage.blobs import FileBlobStore
-from dakera_server.storage.eventlog import EVENT_LOG_FILE, SqliteEventLog
-from dakera_server.storage.sqlite import SqliteStore
+from dakera_server.errors import DakeraError
+from dakera_server.storage.base import CurrentCodec, IdentityCodec, PayloadCodec, Store
+from dakera_server.storage.factory import DB_FILE, open_blob_store, open_event_log, open_store
 
-__all__ = ["Engine", "create_embedder"]
+__all__ = ["DB_FILE", "Engine", "create_embedder", "node_identity"]
 
 logger = logging.getLogger("dakera_server.engine")
+NODE_ID_FILE = "node_id"
+AUTOPILOT_META = "lifecycle.autopilot."  # config and counters (engine/lifecycle/state.py)
 _T = TypeVar("_T")
-DB_FILE = "dakera.db"
+
+
+def node_identity(configured: str | None, data_dir: Path) -> str:
+    """This process's node name: ``DAKERA_NODE_ID``, else one made once per data directory
+    (host name and a random suffix: two nodes on one host stay apart) and kept in it."""
+    if configured:
+        return configured
+    path = data_dir / NODE_ID_FILE
+    try:
+        kept = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        kept = ""
+    if kept:
+        return kept
+    made = f"{socket.gethostname() or 'node'}-{secrets.token_hex(3)}"
+    path.write_text(made + "\n", encoding="utf-8")
+    return made
 
 
 def create_embedder(settings: Settings) -> EmbeddingProvider:
@@ -77,6 +105,7 @@ class Engine:
         embedder: EmbeddingProvider | None = None,
         clock: Clock = time.time,
         codec: PayloadCodec | None = None,
+        store: Store | None = None,
     ) -> None:
         self.settings = settings
         self.started_at = time.time()
@@ -84,8 +113,9 @@ class Engine:
         set_embedding_threads(settings.embedding_threads)
         data_dir = Path(settings.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
-        # ``codec`` comes from security.encryption.open_codec (None: plaintext store).
-        self.store = SqliteStore(data_dir / DB_FILE, codec)
+        # ``store`` comes from app.build_engine (backend chosen by DAKERA_STORAGE_URL, codec
+        # from security.encryption.open_codec); without one, the settings' store, ``codec``.
+        self.store = store or open_store(settings.storage_url, data_dir, codec)
         # Concurrent requests' texts share forward passes (engine/text/batcher.py).
         self.embedder: EmbeddingProvider = MicroBatcher(
             embedder or create_embedder(settings),
@@ -94,11 +124,19 @@ class Engine:
         )
         self.events = EventBus(clock)
         # First sink, before anything can emit: ids continue after the persisted ones.
-        self.audit = AuditLog(
-            SqliteEventLog(data_dir / EVENT_LOG_FILE, self.store.codec), self.events
-        )
+        self.audit = AuditLog(open_event_log(self.store, data_dir), self.events)
         self.policies = PolicyStore(self.store, self.events)
-        self.keys = KeyStore(self.store, self.events, clock=clock)
+        shared = self.store.change_log is not None
+        # A node's name matters where several share the store; the embedded server keeps the
+        # host name its one-node cluster view has always shown (and writes no file for it).
+        self.node_id = (
+            node_identity(settings.node_id, data_dir)
+            if shared
+            else settings.node_id or socket.gethostname() or "node-1"
+        )
+        self.keys = KeyStore(
+            self.store, self.events, clock=clock, node=self.node_id if shared else None
+        )
         self.memories = MemoryEngine(
             self.store,
             self.embedder,
@@ -159,14 +197,91 @@ class Engine:
             clock=clock,
             encrypted=not isinstance(self.store.codec, IdentityCodec),
         )
+        self.portability = Portability(
+            self.store,
+            self.memories,
+            self.events,
+            backup_dir=Path(settings.backup_dir or data_dir / "backups"),
+            server_version=__version__,
+            codec=lambda: self.store.codec,
+            blobs=self.attachments.blobs,  # attachment files travel in backups
+            quiesce=self._quiesce,
+            reload=self.reload,
+            clock=clock,
+        )
+        self.follower = self._build_follower()
+        self.ops.cluster.node_id = self.node_id
+        if shared:  # each node its own metrics history (ops.metrics.<node>.<s>)
+            self.ops.history.prefix = f"{HISTORY_PREFIX}{self.node_id}."
+        if self.follower is not None:
+            self.ops.cluster.peers = self.store.nodes
+            self.ops.cluster.store_problem = self.store_problem
+            self.follower.beat = self._heartbeat
         self.ready = False
+
+    def _build_follower(self) -> Follower | None:
+        """On a store shared by several nodes, the follower that keeps this node's caches at
+        the committed state (engine/follow); ``None`` on the embedded store."""
+        log = self.store.change_log
+        if log is None:
+            return None
+        follower = Follower(log, self.memories, self.namespaces, self.keys)
+        follower.pruner = ChangeLogPruner(log, self.store.exclusive)
+        self.memories.follow = follower.sync_agent
+        self.memories.follow_all = lambda: follower.sync_all("agent/")
+        self.namespaces.follow = follower.sync_namespace
+        self.namespaces.follow_all = lambda: follower.sync_all("namespace/")
+        self.keys.before_lookup = follower.sync_keys
+        self.policies.follow = follower.sync_meta
+        follower.appliers["sessions"] = self.sessions.reload_rows
+        follower.appliers["edges"] = self.graph.reload_rows
+        follower.appliers["trash"] = self.lifecycle.trash.reload_rows
+        follower.appliers["meta"] = self._meta_changed
+        hooks = getattr(self.store, "on_commit", None)
+        if hooks is not None:
+            hooks.append(follower.committed)
+        return follower
+
+    def _meta_changed(self, _group: str, keys: list[str]) -> None:
+        """Meta rows another node changed: namespace policies, maintenance mode, quotas,
+        runtime configuration, AutoPilot configuration and counters."""
+        self.policies.reload_rows(keys)
+        if MAINTENANCE_META in keys:
+            self.ops.maintenance.load()
+        if QUOTAS_META in keys:
+            self.ops.quotas.load()
+        if RUNTIME_META in keys:
+            self.ops.runtime.load()
+        if any(key.startswith(AUTOPILOT_META) for key in keys):
+            self.lifecycle.autopilot.reload()
+
+    def _heartbeat(self) -> None:
+        """This node's heartbeat row (shared store): what the cluster routes list."""
+        self.store.heartbeat(
+            self.node_id,
+            {
+                "address": f"{self.settings.host}:{self.settings.port}",
+                "version": API_VERSION,
+                "started_at": int(self.started_at),
+                "pid": os.getpid(),
+                "vector_count": self.memories.counts()["memories"],
+                "memory_bytes": process_facts()["memory_bytes"],
+            },
+        )
+
+    def store_problem(self) -> str | None:
+        """Why the shared store is not serving now (``None``: it is, or the store is embedded),
+        for ``/health``: reads then come from the caches, writes answer 503."""
+        if self.follower is None or self.follower.reachable:
+            return None
+        return "PostgreSQL unreachable, serving cached reads"
 
     def _build_files(self, settings: Settings, data_dir: Path, clock: Clock) -> None:
         """Attachments, documents, media jobs and records (issue 20)."""
         self.tasks = TaskRunner(clock=clock)
         self.attachments = AttachmentStore(
             self.store,
-            FileBlobStore(data_dir / "attachments"),
+            open_blob_store(self.store, data_dir),
             self.memories,
             enabled=settings.attachments_enabled,
             max_bytes=settings.max_attachment_bytes,
@@ -212,6 +327,8 @@ class Engine:
             embedding_threads(),
         )
         phases: dict[str, float] = {}
+        if self.follower is not None:
+            self.follower.baseline()  # before reading: what commits meanwhile is applied after
         # Bulk allocation of long-lived objects (a few per memory, entity and edge), none of it
         # garbage: collections triggered meanwhile only rescan them (10% of the memories phase
         # at 100,000 memories).
@@ -223,8 +340,11 @@ class Engine:
             if collecting:
                 gc.enable()
         self.ready = True
+        if self.follower is not None:
+            self.follower.start()
         self.graph.start_backfill()  # entities of memories stored without them (graph/load.py)
         self.lifecycle.start()  # background upkeep; resumes jobs a crash cut short
+        self.portability.start()  # scheduled backups
         total = time.perf_counter() - started
         logger.info(
             "start-up phases: %s (total %.2f s)",
@@ -232,6 +352,38 @@ class Engine:
             total,
         )
         logger.info("loaded %d memories and %d sessions in %.1f s", count, sessions, total)
+
+    def _quiesce(self) -> None:
+        """Stop every background writer and drop unsaved access statistics (a restore is
+        about to replace the store's contents); ``reload`` restarts them."""
+        self.ready = False
+        self.lifecycle.reset()
+        self.graph.reset()
+        self.namespaces.reset()
+        self.memories.reset()
+
+    def reload(self) -> tuple[int, int]:
+        """Drop every in-memory index and re-read the store, as at start-up (after a restore
+        replaced the store's contents). Not ready meanwhile (health answers 503, gRPC
+        UNAVAILABLE); the caller keeps requests out (the app's maintenance gate). Returns
+        (memories, sessions) loaded."""
+        self._quiesce()
+        self.sessions.reset()
+        self.entities.reset()
+        self.keys.reload()
+        self.policies.reload()
+        if self.follower is not None:  # the caches restart from the heads the load will read
+            self.follower.baseline()
+        phases: dict[str, float] = {}
+        count, sessions = self._load_phases(phases)
+        self.ready = True
+        self.graph.start_backfill()
+        self.lifecycle.start()
+        logger.info(
+            "reloaded after a restore: %s",
+            ", ".join(f"{name} {seconds:.2f} s" for name, seconds in phases.items()),
+        )
+        return count, sessions
 
     def _load_phases(self, phases: dict[str, float]) -> tuple[int, int]:
         """Each load step in order, its seconds into ``phases``; returns (memories, sessions)."""
@@ -266,8 +418,15 @@ class Engine:
 
     def close(self) -> None:
         """Persist pending access statistics and index snapshots, and close the store."""
+        self.portability.close()  # a scheduled backup in progress finishes first
         self.tasks.close()  # waiting jobs are cancelled (jobs live in memory, by contract)
         self.lifecycle.stop()  # a running pass stops at its next batch boundary
+        if self.follower is not None:
+            self.follower.stop()
+            try:  # a node stopped on purpose leaves the cluster view at once
+                self.store.forget_node(self.node_id)
+            except DakeraError as exc:
+                logger.warning("heartbeat row not removed: %s", exc.message)
         self.graph.close()  # a start-up entity backfill still running stops
         self.memories.flush_access_stats()
         self.memories.save_snapshots()

@@ -6,11 +6,17 @@ transports can never disagree about who may do what. Auth: the ``x-api-key`` met
 ``authorization: Bearer``) resolved by the same key ring as REST; missing or unknown keys are
 ``UNAUTHENTICATED``, a scope too low ``PERMISSION_DENIED``. Errors carry only the
 ``DakeraError`` message, as on REST.
+
+Every call is counted in the same metrics registry as REST requests (method ``GRPC``, template
+``/dakera.v1.VectorService/<Rpc>``, the namespace it names, the HTTP status its outcome maps
+to), so analytics, KPIs and ``/metrics`` see both transports; and maintenance mode that refuses
+requests refuses every RPC but ``Health`` (``UNAVAILABLE``), as REST answers 503.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -44,6 +50,9 @@ RPC_ROUTES: dict[str, tuple[str, str]] = {
     "DeleteVectors": ("POST", "/v1/namespaces/{namespace}/vectors/delete"),
     "WarmCache": ("POST", "/v1/namespaces/{namespace}/cache/warm"),
 }
+
+GRPC_METHOD = "GRPC"
+SERVICE_PATH = "/dakera.v1.VectorService/"
 
 STATUS_CODES: dict[int, grpc.StatusCode] = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
@@ -114,14 +123,26 @@ class VectorServicer(pb_grpc.VectorServiceServicer):
         return caller
 
     def _run(
-        self, context: grpc.ServicerContext, rpc: str, call: Callable[[Caller], Reply]
+        self,
+        context: grpc.ServicerContext,
+        rpc: str,
+        call: Callable[[Caller], Reply],
+        namespace: str | None = None,
     ) -> Reply:
+        started = time.perf_counter()
+        status = 500
         try:
             caller = self._caller(context, rpc)
-            if not self.engine.ready and self.scopes[rpc] is not Scope.PUBLIC:
-                raise Unavailable("the server is starting; retry shortly")
-            return call(caller)
+            if self.scopes[rpc] is not Scope.PUBLIC:
+                if not self.engine.ready:
+                    raise Unavailable("the server is starting; retry shortly")
+                if self.engine.ops.maintenance.refusing():
+                    raise Unavailable("the server is in maintenance mode; retry later")
+            reply = call(caller)
+            status = 200
+            return reply
         except DakeraError as exc:
+            status = exc.status
             code = STATUS_CODES.get(exc.status, grpc.StatusCode.INTERNAL)
             message = (
                 exc.message if exc.status < 500 or exc.status in (501, 503) else "internal error"
@@ -130,6 +151,14 @@ class VectorServicer(pb_grpc.VectorServiceServicer):
         except Exception:  # the gRPC transport's outermost layer, like REST's 500 handler
             logger.exception("unhandled error in gRPC method %s", rpc)
             context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        finally:
+            self.engine.ops.metrics.observe(
+                GRPC_METHOD,
+                SERVICE_PATH + rpc,
+                status,
+                (time.perf_counter() - started) * 1000.0,
+                namespace or None,
+            )
         raise AssertionError("unreachable: context.abort raises")
 
     # --- RPCs --------------------------------------------------------------------------------
@@ -150,7 +179,7 @@ class VectorServicer(pb_grpc.VectorServiceServicer):
                 info.dimension = view.dimension
             return info
 
-        return self._run(context, "GetNamespace", call)
+        return self._run(context, "GetNamespace", call, request.namespace)
 
     def DeleteNamespace(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Delete a namespace and all its data (admin)."""
@@ -159,7 +188,7 @@ class VectorServicer(pb_grpc.VectorServiceServicer):
             self.engine.namespaces.delete(caller, request.namespace)
             return pb.DeleteNamespaceResponse(success=True)
 
-        return self._run(context, "DeleteNamespace", call)
+        return self._run(context, "DeleteNamespace", call, request.namespace)
 
     def Upsert(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Insert or replace vectors (creates the namespace on first use)."""
@@ -176,7 +205,7 @@ class VectorServicer(pb_grpc.VectorServiceServicer):
             count = upsert(self.engine.namespaces, caller, request.namespace, items)
             return pb.UpsertResponse(upserted_count=count)
 
-        return self._run(context, "Upsert", call)
+        return self._run(context, "Upsert", call, request.namespace)
 
     @staticmethod
     def _parse_metadata(vector: Any, index: int) -> Any:
@@ -212,7 +241,7 @@ class VectorServicer(pb_grpc.VectorServiceServicer):
                 ]
             )
 
-        return self._run(context, "Query", call)
+        return self._run(context, "Query", call, request.namespace)
 
     def DeleteVectors(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Delete vectors by id; unknown ids are skipped."""
@@ -221,7 +250,7 @@ class VectorServicer(pb_grpc.VectorServiceServicer):
             count = delete_ids(self.engine.namespaces, caller, request.namespace, list(request.ids))
             return pb.DeleteVectorsResponse(deleted_count=count)
 
-        return self._run(context, "DeleteVectors", call)
+        return self._run(context, "DeleteVectors", call, request.namespace)
 
     def WarmCache(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Count what is (already) in memory: every vector is held in RAM."""
@@ -235,4 +264,4 @@ class VectorServicer(pb_grpc.VectorServiceServicer):
             )
             return pb.WarmCacheResponse(warmed_count=outcome.warmed)
 
-        return self._run(context, "WarmCache", call)
+        return self._run(context, "WarmCache", call, request.namespace)

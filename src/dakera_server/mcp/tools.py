@@ -3,8 +3,8 @@
 Names follow Dakera's own MCP server where it has a tool for the same action; the descriptions
 are written for a model choosing a tool. The knowledge-graph and namespace search tools are in
 ``search_tools.py``, OpenMemory's names in ``aliases.py``; ``TOOLS`` is all of them. To add a
-tool (e.g. ``dakera_memory_import`` once ``POST /v1/import`` is served), add one ``Tool`` here;
-the scope test then checks its route and scope against the served routes.
+tool, add one ``Tool`` here (or in ``portability_tools.py`` for import/export); the scope test
+then checks its route and scope against the served routes.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from dakera_server.mcp.args import (
     TAGS,
     TOP_K,
 )
+from dakera_server.mcp.portability_tools import PORTABILITY_TOOLS
 from dakera_server.mcp.search_tools import GRAPH_TOOLS, NAMESPACE_TOOLS
 from dakera_server.mcp.table import Arg, Tool, string
 
@@ -292,6 +293,7 @@ TOOLS: tuple[Tool, ...] = (
     *SESSION_AGENT_TOOLS,
     *GRAPH_TOOLS,
     *NAMESPACE_TOOLS,
+    *PORTABILITY_TOOLS,
     *OPENMEMORY_TOOLS,
 )
 TOOLS_BY_NAME = {tool.name: tool for tool in TOOLS}

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import parse_qs
 
+import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dakera_server.engine.access import Caller, agent_namespace
@@ -110,9 +111,13 @@ class AuthenticationMiddleware:
         enabled: bool,
         allowed_hosts: frozenset[str] = frozenset(),
         record_usage: UsageRecorder | None = None,
+        off_loop: bool = False,
     ) -> None:
         self.app = app
         self.authenticate = authenticate
+        # On a shared store a key lookup first reads the key version from PostgreSQL: that
+        # round trip runs in a worker thread, never on the event loop.
+        self.off_loop = off_loop
         self.public_paths = public_paths
         self.enabled = enabled
         self.allowed_hosts = LOCAL_HOSTS | {h.lower() for h in allowed_hosts}
@@ -147,7 +152,10 @@ class AuthenticationMiddleware:
             await self._refuse(Unauthorized("an API key is required"), scope, receive, send)
             return
         try:
-            caller = self.authenticate(secret)
+            if self.off_loop:
+                caller = await anyio.to_thread.run_sync(self.authenticate, secret)
+            else:
+                caller = self.authenticate(secret)
         except DakeraError as exc:
             await self._refuse(exc, scope, receive, send)
             return

@@ -110,6 +110,10 @@ class AesGcmCodec(PayloadCodec):
         except InvalidTag:
             raise StorageError("a stored record failed authentication") from None
 
+    @property
+    def fingerprint(self) -> str | None:
+        return self.key.key_id
+
     @staticmethod
     def is_encrypted(stored: bytes) -> bool:
         """Whether ``stored`` was written by this codec."""

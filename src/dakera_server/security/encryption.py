@@ -1,6 +1,12 @@
 """Turning encryption at rest on, checking the key at start-up, and rotating it.
 
-States of a data directory, decided before anything is read:
+Backend-neutral: everything goes through the ``Store`` contract (``reencode``, ``scrub``, the
+meta table), so the embedded SQLite store and the PostgreSQL store behave the same. Files
+beside the store are handled by what they are: the SQLite event log (``DATA_DIR/events.db``,
+present only with the SQLite store) is staged and switched with the rotation, and index
+snapshots under ``DATA_DIR/snapshots`` are dropped and rebuilt under the new key.
+
+States of a store, decided before anything is read:
 
 * no key configured, no encryption record   → plaintext, as before;
 * no key configured, encryption record      → refuse to start ("data is encrypted");
@@ -11,7 +17,8 @@ States of a data directory, decided before anything is read:
   own; the record is written first with ``state: migrating``, so an interrupted run resumes.
 
 The encryption record lives in the store's ``plain:encryption`` meta row: the Argon2id salt,
-the key id and the key check value. None of it reveals the key.
+the key id and the key check value. None of it reveals the key. With PostgreSQL the salt is
+per database, so every node sharing it derives the same key from the same passphrase.
 """
 
 from __future__ import annotations
@@ -35,9 +42,8 @@ from dakera_server.security.crypto import (
     KeyMismatch,
     derive_key,
 )
-from dakera_server.storage.base import Op, PayloadCodec, Table
-from dakera_server.storage.eventlog import EVENT_LOG_FILE, SqliteEventLog
-from dakera_server.storage.sqlite import SqliteStore
+from dakera_server.storage.base import Op, PayloadCodec, Store, Table
+from dakera_server.storage.eventlog import EVENT_LOG_FILE, EventLog, SqliteEventLog
 
 __all__ = ["EncryptionState", "Rotation", "open_codec", "record_of"]
 
@@ -47,7 +53,7 @@ MIGRATION_BATCH = 5000
 SNAPSHOT_DIR = "snapshots"
 
 
-def record_of(store: SqliteStore) -> dict[str, Any] | None:
+def record_of(store: Store) -> dict[str, Any] | None:
     """The encryption record of a store, or ``None`` for a plaintext one."""
     row = store.get_row("meta", RECORD_KEY)
     return None if row is None else dict(orjson.loads(row.payload))
@@ -70,38 +76,33 @@ def _matches(key: EncryptionKey, record: dict[str, Any]) -> bool:
     return secrets.compare_digest(key.check_value().hex(), str(record["check"]))
 
 
-def open_codec(db_path: Path, secret: str | None) -> PayloadCodec | None:
-    """The codec the store at ``db_path`` must be opened with; refuses mismatched keys."""
+def open_codec(store: Store, secret: str | None, data_dir: Path) -> PayloadCodec | None:
+    """The codec ``store`` (opened with the identity codec) must use from now on; refuses a
+    missing or mismatched key, and encrypts a plaintext store in place first.
+
+    ``None`` means plaintext. The caller installs a returned codec as ``store.codec``.
+    """
     if secret is None:
-        if db_path.exists():
-            store = SqliteStore(db_path)
-            try:
-                if record_of(store) is not None:
-                    raise ConfigError(
-                        "the data directory is encrypted but DAKERA_ENCRYPTION_KEY is not set: "
-                        "start with the key it was encrypted with."
-                    )
-            finally:
-                store.close()
+        if record_of(store) is not None:
+            raise ConfigError(
+                f"the store ({store.describe()}) is encrypted but DAKERA_ENCRYPTION_KEY is not "
+                "set: start with the key it was encrypted with."
+            )
         return None
     check_encryption_key("DAKERA_ENCRYPTION_KEY", secret)
-    store = SqliteStore(db_path)
-    try:
-        record = record_of(store)
-        salt = bytes.fromhex(record["salt"]) if record else secrets.token_bytes(16)
-        key = EncryptionKey(derive_key(secret, salt))
-        if record is not None and not _matches(key, record):
-            raise KeyMismatch(
-                "DAKERA_ENCRYPTION_KEY does not match the key this data directory was encrypted "
-                "with (key check value differs); nothing was changed."
-            )
-        if record is None or record.get("state") == "migrating":
-            _encrypt_in_place(store, key, salt)
-            _encrypt_event_log(db_path.parent / EVENT_LOG_FILE, key)
-            drop_snapshots(db_path.parent)
-        return AesGcmCodec(key)
-    finally:
-        store.close()
+    record = record_of(store)
+    salt = bytes.fromhex(record["salt"]) if record else secrets.token_bytes(16)
+    key = EncryptionKey(derive_key(secret, salt))
+    if record is not None and not _matches(key, record):
+        raise KeyMismatch(
+            "DAKERA_ENCRYPTION_KEY does not match the key this store was encrypted with "
+            "(key check value differs); nothing was changed."
+        )
+    if record is None or record.get("state") == "migrating":
+        _encrypt_in_place(store, key, salt)
+        _encrypt_event_log(data_dir / EVENT_LOG_FILE, key)
+        drop_snapshots(data_dir)
+    return AesGcmCodec(key)
 
 
 def drop_snapshots(data_dir: Path) -> int:
@@ -116,7 +117,8 @@ def drop_snapshots(data_dir: Path) -> int:
 
 
 def _encrypt_event_log(path: Path, key: EncryptionKey) -> None:
-    """Encrypt the business-event log beside the store (staged, so a crash can resume)."""
+    """Encrypt the SQLite business-event log beside the store (staged, so a crash can resume).
+    A log inside the store's database (PostgreSQL) was encrypted by the store's ``reencode``."""
     if not path.exists():
         return
     log = SqliteEventLog(path, AesGcmCodec(key, allow_plaintext=True))
@@ -128,7 +130,7 @@ def _encrypt_event_log(path: Path, key: EncryptionKey) -> None:
         log.close()
 
 
-def _encrypt_in_place(store: SqliteStore, key: EncryptionKey, salt: bytes) -> None:
+def _encrypt_in_place(store: Store, key: EncryptionKey, salt: bytes) -> None:
     """Encrypt a plaintext (or half-migrated) store, batch by batch, then scrub old pages."""
     store.write([Op.put("meta", RECORD_KEY, _record(key, salt, "migrating"))])
     started = time.perf_counter()
@@ -175,9 +177,7 @@ class EncryptionState:
 class Rotation:
     """Re-encrypts the whole store under a new key in one transaction (atomic under kill -9)."""
 
-    def __init__(
-        self, store: SqliteStore, data_dir: Path, event_log: SqliteEventLog | None = None
-    ) -> None:
+    def __init__(self, store: Store, data_dir: Path, event_log: EventLog | None = None) -> None:
         self.store = store
         self.data_dir = data_dir
         self.event_log = event_log
@@ -239,8 +239,9 @@ class Rotation:
             self.state.key_id = new_key.key_id
             self.state.error = None
             new_codec = AesGcmCodec(new_key)
-            # The event log is a second file: stage its payloads first, switch the main store in
-            # one transaction, then swap the staged payloads in (recover() settles a crash).
+            # A SQLite event log is a second file: stage its payloads first, switch the main store
+            # in one transaction, then swap the staged payloads in (recover() settles a crash).
+            # A PostgreSQL one is rewritten inside the store's transaction (stage/apply: no-ops).
             with self.event_log.hold() if self.event_log is not None else nullcontext():
                 staged = 0 if self.event_log is None else self.event_log.stage_reencode(new_codec)
                 count = self.store.reencode(

@@ -4,7 +4,11 @@ The root key comes from ``DAKERA_ROOT_API_KEY`` (hashed in memory at start-up, n
 or, when none is configured and no key exists yet, is generated once by ``bootstrap`` and kept
 only as a salted hash in the store's meta table. Stored keys live in the engine's ``KeyStore``.
 
-Authentication is one lookup-handle HMAC, one dict lookup and one constant-time verification.
+Authentication is one constant-time check against the root key's hash, then one lookup-handle
+HMAC, one dict lookup and one constant-time verification. The root key has no lookup handle:
+a handle depends on the store's pepper, which a restore replaces, and a root handle derived
+under the other pepper refused the root key while a restore finished (a few HMACs per request
+are cheaper than that window: about a microsecond each).
 A well-formed ``dk_`` secret that matches nothing makes the ring check (at most ten times a
 second) whether another process (``dakera-server keys create``) added keys, so a key created
 from the command line works against a running server at once.
@@ -45,20 +49,16 @@ class KeyRing:
     def __init__(self, keys: KeyStore, root_key: str | None) -> None:
         self.keys = keys
         self._root: SecretHash | None = None
-        self._root_lookup: str | None = None
         self.generated_root_key: str | None = None
         self.root_key_is_short = root_key is not None and key_entropy_bits(root_key) < ROOT_KEY_BITS
         self._miss_lock = threading.Lock()
         self._last_miss_refresh = 0.0
         if root_key is not None:
             self._root = SecretHash.of(root_key)
-            self._root_lookup = keys.lookup_handle(root_key)
         else:
             stored = keys.meta(ROOT_KEY_META)
             if stored is not None:
-                raw = orjson.loads(stored)
-                self._root = SecretHash.from_dict(raw)
-                self._root_lookup = raw.get("lookup")
+                self._root = SecretHash.from_dict(orjson.loads(stored))
 
     def bootstrap(self) -> str | None:
         """With no root key configured or stored and no stored key, make a root key.
@@ -69,13 +69,16 @@ class KeyRing:
             return None
         secret = generate_root_secret()
         digest = SecretHash.of(secret)
-        lookup = self.keys.lookup_handle(secret)
         # The secret's size is kept beside its hash (``doctor`` checks the root key's entropy).
         bits = 4 * (len(secret) - len("dk_"))
-        payload = orjson.dumps({**digest.to_dict(), "lookup": lookup, "bits": bits})
-        self.keys.put_meta(ROOT_KEY_META, payload)
+        payload = orjson.dumps({**digest.to_dict(), "bits": bits})
+        stored = self.keys.insert_meta(ROOT_KEY_META, payload)
+        if stored != payload:
+            # Another node sharing the store bootstrapped first: its root key stands, and its
+            # secret was shown by that node, never by this one.
+            self._root = SecretHash.from_dict(orjson.loads(stored))
+            return None
         self._root = digest
-        self._root_lookup = lookup
         self.generated_root_key = secret
         return secret
 
@@ -83,14 +86,12 @@ class KeyRing:
         """The caller for ``secret``; ``InvalidApiKey`` / ``ApiKeyExpired`` otherwise."""
         if len(secret) > MAX_SECRET_CHARS:
             raise InvalidApiKey("invalid API key")
-        handle = self.keys.lookup_handle(secret)
         root = self._root
-        if root is not None and (self._root_lookup is None or handle == self._root_lookup):
-            if root.matches(secret):
-                return ROOT_CALLER
-        record = self.keys.find(secret, handle)
+        if root is not None and root.matches(secret):
+            return ROOT_CALLER
+        record = self.keys.find(secret)
         if record is None and self._refresh_on_miss(secret):
-            record = self.keys.find(secret, handle)
+            record = self.keys.find(secret)
         if record is None:
             raise InvalidApiKey("invalid API key")
         return self.keys.caller_for(record)

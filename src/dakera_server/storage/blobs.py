@@ -14,6 +14,12 @@ Contract (every backend: ``FileBlobStore`` now, a PostgreSQL large-object store 
   memory use does not grow with the blob.
 * ``delete(name)`` removes a blob (absent is fine); ``names()`` lists committed blobs, so a
   start-up sweep can remove those no record points to (a crash between the two writes).
+* ``hold_deletes()``: while held, ``delete`` only notes the name and the blob is removed when
+  the last hold is released. An online backup holds deletes from before its store snapshot to
+  its end: a record in the snapshot may be deleted meanwhile (the engine deletes the blob right
+  after the record's delete commits), and its bytes must still be readable for the backup.
+  A store whose snapshot reads blobs itself (PostgreSQL, ``StoreSnapshot.read_blob``) needs no
+  hold and keeps the default, which holds nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import contextlib
 import os
 import re
 import secrets
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,6 +79,11 @@ class BlobStore(ABC):
     @abstractmethod
     def names(self) -> list[str]:
         """Every committed blob."""
+
+    def hold_deletes(self) -> contextlib.AbstractContextManager[None]:
+        """Defer deletes until released (see the module docstring); this default holds
+        nothing: for stores whose snapshots read blobs at their own instant."""
+        return contextlib.nullcontext()
 
 
 class _FileWriter(BlobWriter):
@@ -130,6 +142,9 @@ class FileBlobStore(BlobStore):
         (root / "tmp").mkdir(parents=True, exist_ok=True)
         for stale in (root / "tmp").glob("*.part"):  # writers a crash interrupted
             stale.unlink()
+        self._holds = 0
+        self._deferred: set[str] = set()
+        self._hold_lock = threading.Lock()
 
     def _path(self, name: str) -> Path:
         if not NAME.fullmatch(name):
@@ -149,6 +164,10 @@ class FileBlobStore(BlobStore):
 
     def delete(self, name: str) -> None:
         path = self._path(name)
+        with self._hold_lock:
+            if self._holds:
+                self._deferred.add(name)
+                return
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
 
@@ -158,6 +177,23 @@ class FileBlobStore(BlobStore):
             for path in self.root.glob("??/*")
             if path.is_file() and NAME.fullmatch(path.name)
         ]
+
+    @contextlib.contextmanager
+    def hold_deletes(self) -> Iterator[None]:
+        """Blobs deleted while held stay on disk until the last hold ends (a backup reads
+        them); then they go. A crash meanwhile leaves them to the start-up orphan sweep."""
+        with self._hold_lock:
+            self._holds += 1
+        try:
+            yield
+        finally:
+            with self._hold_lock:
+                self._holds -= 1
+                due = sorted(self._deferred) if not self._holds else []
+                if not self._holds:
+                    self._deferred.clear()
+            for name in due:
+                self.delete(name)
 
 
 def _chunks(handle: BinaryIO) -> Iterator[bytes]:

@@ -1,4 +1,5 @@
-"""The business-event log: an append-only SQLite file beside the main store.
+"""The business-event log: ``EventLog`` (the contract) and ``SqliteEventLog``, an append-only
+SQLite file beside the main store. (``storage/postgres/eventlog.py`` keeps it in PostgreSQL.)
 
 Why a file of its own (``events.db``) rather than a table of ``dakera.db``: audit filters need
 real indexed columns (agent, type, time) that the main store's generic one-payload shape does
@@ -13,15 +14,17 @@ reads only committed rows.
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dakera_server.errors import StorageError
 from dakera_server.storage.base import IdentityCodec, PayloadCodec
 from dakera_server.storage.sqlite import map_sqlite_errors, open_durable
 
-__all__ = ["EventFilter", "EventRow", "SqliteEventLog"]
+__all__ = ["EventFilter", "EventLog", "EventRow", "SqliteEventLog"]
 
 EVENT_LOG_FILE = "events.db"
 TABLE = "audit_events"
@@ -69,8 +72,80 @@ class EventFilter:
     to_ts: int | None = None
     before_id: int | None = None
 
+    def where(self, placeholder: str) -> tuple[str, list[Any]]:
+        """The SQL ``WHERE`` clause of this filter (``""`` when it has none) and its values,
+        with the driver's ``placeholder`` (``?`` SQLite, ``%s`` PostgreSQL). Only fixed column
+        names are written into the SQL; every value is bound."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, value, operator in (
+            ("agent_id", self.agent_id, "="),
+            ("event_type", self.event_type, "="),
+            ("ts", self.from_ts, ">="),
+            ("ts", self.to_ts, "<="),
+            ("id", self.before_id, "<"),
+        ):
+            if value is not None:
+                clauses.append(f"{column} {operator} {placeholder}")
+                params.append(value)
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
-class SqliteEventLog:
+
+class EventLog(ABC):
+    """Append-only, durable business events; payloads sealed by the store's codec.
+
+    A key rotation runs in three steps so that a log kept outside the store's transaction (a
+    second SQLite file) still switches keys atomically with it: ``stage_reencode`` (under
+    ``hold()``), the store's own ``reencode``, then ``apply_staged``. A log inside the store's
+    database is re-encoded by the store's ``reencode`` in the same transaction instead, and its
+    stage and apply steps only follow the codec.
+    """
+
+    codec: PayloadCodec
+
+    @abstractmethod
+    def last_id(self) -> int:
+        """The highest id stored (0 when empty), so new ids continue after a restart."""
+
+    # True for a log several processes append to: ids then come from ``reserve_ids``.
+    shared = False
+
+    def reserve_ids(self, count: int) -> int:
+        """For a shared log: reserve ``count`` fresh ids for this process and return the first
+        (the block is ``first .. first + count - 1``)."""
+        raise NotImplementedError("ids of a log of one process continue after last_id")
+
+    @abstractmethod
+    def append(self, rows: Sequence[EventRow]) -> None:
+        """Insert ``rows`` in one transaction; returns after the commit is durable. An id
+        already present is kept as it was (a retried batch does not duplicate)."""
+
+    @abstractmethod
+    def page(self, where: EventFilter, limit: int) -> list[EventRow]:
+        """Up to ``limit`` events matching ``where``, newest (highest id) first."""
+
+    @abstractmethod
+    def count(self) -> int:
+        """How many events are stored."""
+
+    @abstractmethod
+    def hold(self) -> threading.RLock:
+        """A lock that pauses appends while held (a rotation holds it from stage to apply)."""
+
+    @abstractmethod
+    def stage_reencode(self, new_codec: PayloadCodec) -> int:
+        """Rotation step 1: prepare every payload under ``new_codec``; returns how many."""
+
+    @abstractmethod
+    def apply_staged(self, new_codec: PayloadCodec) -> None:
+        """Rotation step 3 (after the store committed the new key): switch to ``new_codec``."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the log; further calls are errors."""
+
+
+class SqliteEventLog(EventLog):
     """Append-only event rows in ``path`` (WAL, ``synchronous=FULL``)."""
 
     def __init__(self, path: Path, codec: PayloadCodec | None = None) -> None:
@@ -121,22 +196,9 @@ class SqliteEventLog:
 
     def page(self, where: EventFilter, limit: int) -> list[EventRow]:
         """Up to ``limit`` events matching ``where``, newest (highest id) first."""
-        clauses: list[str] = []
-        params: list[object] = []
-        for column, value, operator in (
-            ("agent_id", where.agent_id, "="),
-            ("event_type", where.event_type, "="),
-            ("ts", where.from_ts, ">="),
-            ("ts", where.to_ts, "<="),
-            ("id", where.before_id, "<"),
-        ):
-            if value is not None:
-                clauses.append(f"{column} {operator} ?")
-                params.append(value)
+        clause, params = where.where("?")
         # Only fixed column names and TABLE are interpolated; every value is bound.
-        sql = f"SELECT id, ts, event_type, agent_id, namespace, payload FROM {TABLE}"  # noqa: S608
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
+        sql = f"SELECT id, ts, event_type, agent_id, namespace, payload FROM {TABLE}{clause}"  # noqa: S608
         sql += " ORDER BY id DESC LIMIT ?"
         params.append(limit)
         with self._lock, map_sqlite_errors():

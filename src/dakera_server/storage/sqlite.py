@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from dakera_server.errors import Conflict, StorageError, Unavailable
-from dakera_server.storage.base import IdentityCodec, Op, PayloadCodec, Store, StoredRow, Table
+from dakera_server.storage.base import (
+    IdentityCodec,
+    Op,
+    PayloadCodec,
+    Store,
+    StoredRow,
+    StoreSnapshot,
+    Table,
+)
 
 __all__ = ["SqliteStore", "map_sqlite_errors", "open_durable"]
 
@@ -60,6 +68,9 @@ MIGRATIONS: tuple[str, ...] = (
 
 PLAIN_META_PREFIX = "plain:"
 PROGRESS_EVERY = 2000
+SNAPSHOT_FETCH_ROWS = 1000
+# Op kinds that write a row (put replaces, insert keeps an existing one, update needs one).
+_WRITES = ("put", "insert", "update")
 
 
 def _checked(table: str) -> str:
@@ -67,6 +78,15 @@ def _checked(table: str) -> str:
     if table != "meta" and table not in TABLES and table not in LATER_TABLES:
         raise StorageError(f"unknown table {table!r}")
     return table
+
+
+def _table_query(columns: str, table: str, group: str | None) -> tuple[str, tuple[str, ...]]:
+    """``SELECT columns`` of a data table, of one group when ``group`` is given (the store's
+    and the snapshot's reads alike)."""
+    sql = f"SELECT {columns} FROM {_checked(table)}"
+    if group is None:
+        return sql, ()
+    return sql + " WHERE grp = ?", (group,)
 
 
 def open_durable(path: Path, migrations: Sequence[str], what: str) -> sqlite3.Connection:
@@ -115,6 +135,53 @@ def map_sqlite_errors() -> Iterator[None]:
 _IDENTITY = IdentityCodec()
 
 
+def _meta_codec(codec: PayloadCodec, key: str) -> PayloadCodec:
+    # Meta rows named plain:* describe the encryption itself (salt, key check value) and
+    # must be readable before the key is known; they never hold secrets or content.
+    return _IDENTITY if key.startswith(PLAIN_META_PREFIX) else codec
+
+
+class SqliteSnapshot(StoreSnapshot):
+    """A WAL read transaction on its own connection: one instant for every query."""
+
+    def __init__(self, conn: sqlite3.Connection, codec: PayloadCodec) -> None:
+        self._conn = conn
+        self._codec = codec
+
+    def iter_rows(self, table: Table, group: str | None = None) -> Iterator[StoredRow]:
+        if table == "meta":
+            with map_sqlite_errors():
+                rows = self._conn.execute("SELECT key, value FROM meta").fetchall()
+            for key, value in rows:
+                yield StoredRow(
+                    "meta", key, "", _meta_codec(self._codec, key).decode("meta", key, value)
+                )
+            return
+        sql, params = _table_query("grp, key, payload, vector", table, group)
+        with map_sqlite_errors():
+            cursor = self._conn.execute(sql, params)
+        codec = self._codec
+        while True:
+            with map_sqlite_errors():
+                chunk = cursor.fetchmany(SNAPSHOT_FETCH_ROWS)
+            if not chunk:
+                return
+            for grp, key, payload, vector in chunk:
+                record_id = f"{grp}/{key}"
+                yield StoredRow(
+                    table,
+                    key,
+                    grp,
+                    codec.decode(table, record_id, payload),
+                    None if vector is None else codec.decode(table + ".vector", record_id, vector),
+                )
+
+    def count(self, table: Table, group: str | None = None) -> int:
+        sql, params = _table_query("COUNT(*)", table, group)
+        with map_sqlite_errors():
+            return int(self._conn.execute(sql, params).fetchone()[0])
+
+
 class SqliteStore(Store):
     """The embedded default store: one SQLite file under the data directory."""
 
@@ -150,13 +217,14 @@ class SqliteStore(Store):
         row = op.row
         _checked(row.table)
         if row.table == "meta":
-            if op.kind == "put":
-                return "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (
-                    row.key,
-                    self._meta_codec(row.key).encode("meta", row.key, row.payload),
-                )
+            if op.kind in _WRITES:
+                value = self._meta_codec(row.key).encode("meta", row.key, row.payload)
+                if op.kind == "update":
+                    return "UPDATE meta SET value = ? WHERE key = ?", (value, row.key)
+                verb = "INSERT OR IGNORE" if op.kind == "insert" else "INSERT OR REPLACE"
+                return f"{verb} INTO meta (key, value) VALUES (?, ?)", (row.key, value)
             return "DELETE FROM meta WHERE key = ?", (row.key,)
-        if op.kind == "put":
+        if op.kind in _WRITES:
             record_id = f"{row.group}/{row.key}"
             payload = self.codec.encode(row.table, record_id, row.payload)
             vector = (
@@ -164,7 +232,11 @@ class SqliteStore(Store):
                 if row.vector is None
                 else self.codec.encode(row.table + ".vector", record_id, row.vector)
             )
-            sql = f"INSERT OR REPLACE INTO {row.table} (grp, key, payload, vector) VALUES (?,?,?,?)"
+            if op.kind == "update":
+                sql = f"UPDATE {row.table} SET payload = ?, vector = ? WHERE grp = ? AND key = ?"
+                return sql, (payload, vector, row.group, row.key)
+            verb = "INSERT OR IGNORE" if op.kind == "insert" else "INSERT OR REPLACE"
+            sql = f"{verb} INTO {row.table} (grp, key, payload, vector) VALUES (?,?,?,?)"
             return sql, (row.group, row.key, payload, vector)
         if op.kind == "delete":
             return f"DELETE FROM {row.table} WHERE grp = ? AND key = ?", (row.group, row.key)
@@ -189,11 +261,7 @@ class SqliteStore(Store):
             for key, value in rows:
                 yield StoredRow("meta", key, "", self._meta_codec(key).decode("meta", key, value))
             return
-        sql = f"SELECT grp, key, payload, vector FROM {_checked(table)}"
-        params: tuple[str, ...] = ()
-        if group is not None:
-            sql += " WHERE grp = ?"
-            params = (group,)
+        sql, params = _table_query("grp, key, payload, vector", table, group)
         with self._lock, map_sqlite_errors():
             rows = self._conn.execute(sql, params).fetchall()
         for grp, key, payload, vector in rows:
@@ -219,18 +287,52 @@ class SqliteStore(Store):
         return None if row is None else self._decode(table, group, key, row[0], row[1])
 
     def count(self, table: Table, group: str | None = None) -> int:
-        sql = f"SELECT COUNT(*) FROM {_checked(table)}"
-        params: tuple[str, ...] = ()
-        if group is not None:
-            sql += " WHERE grp = ?"
-            params = (group,)
+        sql, params = _table_query("COUNT(*)", table, group)
         with self._lock, map_sqlite_errors():
             return int(self._conn.execute(sql, params).fetchone()[0])
 
     def _meta_codec(self, key: str) -> PayloadCodec:
-        # Meta rows named plain:* describe the encryption itself (salt, key check value) and
-        # must be readable before the key is known; they never hold secrets or content.
-        return _IDENTITY if key.startswith(PLAIN_META_PREFIX) else self.codec
+        return _meta_codec(self.codec, key)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[StoreSnapshot]:
+        """A read transaction on a second connection (see ``Store.snapshot``).
+
+        It is established under the store lock, so a ``write`` through this store either
+        returned before (visible) or starts after (never visible); with WAL the writer never
+        waits for the reader afterwards.
+        """
+        with map_sqlite_errors():
+            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            with map_sqlite_errors():
+                conn.execute("PRAGMA query_only=ON")
+                with self._lock:
+                    codec = self.codec
+                    conn.execute("BEGIN")
+                    # The WAL read mark is taken by the first read, not by BEGIN.
+                    conn.execute("SELECT COUNT(*) FROM meta").fetchone()
+            yield SqliteSnapshot(conn, codec)
+        finally:
+            with map_sqlite_errors():
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                conn.close()
+
+    def write_stream(self, batches: Iterable[Sequence[Op]]) -> int:
+        done = 0
+        with self._lock, map_sqlite_errors():
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for batch in batches:
+                    for sql, params in (self._encode(op) for op in batch):
+                        self._conn.execute(sql, params)
+                    done += len(batch)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return done
 
     def reencode(
         self,
@@ -311,6 +413,9 @@ class SqliteStore(Store):
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._conn.execute("VACUUM")
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def describe(self) -> str:
+        return f"sqlite {self.path}"
 
     def disk_usage(self) -> dict[str, int]:
         """The database file and its WAL and shared-memory files, in bytes."""

@@ -39,8 +39,9 @@ def encrypted_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 def test_a_slow_recall_is_logged_without_its_text(encrypted_client: Any) -> None:
     client = encrypted_client
-    config = client.admin_update_slow_query_config(threshold_ms=200)
-    assert config["threshold_ms"] == 200 and config["records_query_text"] is False
+    # 1 s: a plain recall stays under it even on a loaded machine; the marked one takes 1.5 s.
+    config = client.admin_update_slow_query_config(threshold_ms=1000)
+    assert config["threshold_ms"] == 1000 and config["records_query_text"] is False
     client.store_memory("slow-agent", "Alice hid the spare key under the mat", importance=0.7)
     client.recall("slow-agent", "a quick question", top_k=4)
     client.recall("slow-agent", SECRET_QUESTION, top_k=7, tags=["home"], min_importance=0.2)
@@ -49,7 +50,7 @@ def test_a_slow_recall_is_logged_without_its_text(encrypted_client: Any) -> None
     entry = entries[0]
     assert entry["route"] == "/v1/memory/recall"
     assert entry["namespace"] == "_dakera_agent_slow-agent"
-    assert entry["duration_ms"] >= 200
+    assert entry["duration_ms"] >= 1000
     assert entry["top_k"] == 7
     assert entry["filter_shape"] == {"min_importance": "number", "tags": ["string"]}
     assert "Alice" not in json.dumps(entries) and "spare key" not in json.dumps(entries)

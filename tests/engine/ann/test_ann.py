@@ -116,6 +116,27 @@ def test_upsert_len_contains_get_vector(make_index: Factory) -> None:
     assert index.get_vector("nope") is None
 
 
+@pytest.mark.parametrize("metric", METRICS)
+def test_cosines_match_the_stored_vectors(make_index: Factory, metric: Metric) -> None:
+    """``cosines`` is the cosine of each id's stored vector with the query, in any metric,
+    skipping ids that are not stored; an adaptive index past its threshold answers from the
+    graph as well as from the exact segment."""
+    index = make_index(12, metric)
+    vectors = rand(60, 12, seed=3)
+    vectors[5] = 0.0  # a zero vector: cosine 0, not a division error
+    ids = [f"id-{i}" for i in range(60)]
+    index.upsert(ids, vectors)
+    query = rand(1, 12, seed=4)[0]
+    asked = [*ids[::3], "nope"]
+    got = index.cosines(asked, query)
+    assert set(got) == set(ids[::3])
+    for id_ in ids[::3]:
+        v = vectors[int(id_.removeprefix("id-"))].astype(np.float64)
+        expected = float(v @ query) / ((np.linalg.norm(v) or 1.0) * np.linalg.norm(query))
+        assert got[id_] == pytest.approx(expected, abs=1e-5)
+    assert index.cosines([], query) == {}
+
+
 def test_upsert_replaces_by_id(make_index: Factory) -> None:
     index, _ids, vectors = filled(make_index)
     new = rand(1, 8, seed=99)

@@ -174,7 +174,7 @@ def fused(
         [],
         text_hits,
         memories=memories,
-        cosine=None,
+        cosines=None,
         fusion="minmax",
         vector_weight=None,
         analysis=analyze_query(query, range(2023, 2024)),

@@ -79,6 +79,7 @@ def admin_enable_maintenance(engine: EngineDep, body: AnyBody = None) -> dict[st
         duration_minutes=fields.get("duration_minutes"),
         node_ids=fields.get("node_ids"),
         node_id=engine.ops.cluster.node_id,
+        all_nodes=engine.ops.cluster.member_ids(),
     )
 
 

@@ -236,6 +236,16 @@ class AdaptiveIndex:
                 vector = self._graph.get_vector(id)
             return vector
 
+    def cosines(self, ids: Sequence[str], query: F32Array) -> dict[str, float]:
+        """See ``VectorIndex.cosines``: the exact segment's copy first, as ``get_vector``."""
+        with self._lock.read():
+            found = self._fresh.cosines(ids, query)
+            graph = self._graph
+            if graph is not None and len(found) < len(ids):
+                rest = [i for i in ids if i not in found and i not in self._dirty]
+                found.update(graph.cosines(rest, query))
+            return found
+
     # ----------------------------------------------------------------- snapshots
     def to_bytes(self) -> bytes:
         """See ``VectorIndex.to_bytes``: both segments, so pending vectors are not lost (taken

@@ -99,6 +99,13 @@ class VectorIndex(Protocol):
         """The vector stored under ``id`` as it was given (float32 rounding), or ``None``."""
         ...
 
+    def cosines(self, ids: Sequence[str], query: F32Array) -> dict[str, float]:
+        """Cosine similarity of ``query`` with the vector stored under each of ``ids`` (ids not
+        stored are left out), whatever the index's metric: one lock and one matrix product
+        for the lot, where ``get_vector`` per id costs a lock, a copy and a norm each (recall
+        asks this for the ~60 keyword-only candidates of every query)."""
+        ...
+
     def to_bytes(self) -> bytes:
         """A self-contained snapshot; ``from_bytes`` of it answers every search identically
         (for an ``AdaptiveIndex``, once both copies have indexed what was pending)."""

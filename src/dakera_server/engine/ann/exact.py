@@ -146,6 +146,20 @@ class ExactIndex(PartsSnapshot):
                 vector *= self._norms[row]
             return vector
 
+    def cosines(self, ids: Sequence[str], query: F32Array) -> dict[str, float]:
+        """See ``VectorIndex.cosines``."""
+        query_norm = float(np.linalg.norm(query)) or 1.0
+        with self._lock.read():
+            found = [(id_, row) for id_ in ids if (row := self._rows.get(id_)) is not None]
+            if not found:
+                return {}
+            rows = np.fromiter((row for _, row in found), dtype=np.int64, count=len(found))
+            products = self._matrix[rows] @ query
+            if self.metric != "cosine":  # raw rows: divide by their norms too
+                products = products / np.maximum(self._norms[rows], np.float32(1e-30))
+        scores = products / query_norm
+        return {id_: float(score) for (id_, _), score in zip(found, scores, strict=True)}
+
     def tail(self, n: int) -> tuple[list[str], F32Array]:
         """The last ``n`` rows' ids and vectors as given: deleting them afterwards moves no row,
         which is why the background indexer takes its chunks from the end."""

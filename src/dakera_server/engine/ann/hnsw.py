@@ -221,6 +221,10 @@ class HnswIndex(PartsSnapshot):
         """See ``VectorIndex.get_vector``."""
         return self._rows.get_vector(id)
 
+    def cosines(self, ids: Sequence[str], query: F32Array) -> dict[str, float]:
+        """See ``VectorIndex.cosines``."""
+        return self._rows.cosines(ids, query)
+
     def parts(self) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
         with self._lock.read():
             (state,) = self._index.__getstate__()

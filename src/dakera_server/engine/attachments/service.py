@@ -80,10 +80,13 @@ class AttachmentStore:
 
     # ------------------------------------------------------------------ start-up
     def load(self) -> int:
-        """Read the records; seal files stored before encryption was on; drop orphan blobs."""
+        """Read the records (replacing what was held: also the reload after a restore); seal
+        files stored before encryption was on; drop orphan blobs."""
+        items: dict[tuple[str, str], Attachment] = {}
         for row in self.store.iter_rows("attachments"):
-            attachment = Attachment.from_payload(row.group, row.key, row.payload)
-            self._items[(row.group, row.key)] = attachment
+            items[(row.group, row.key)] = Attachment.from_payload(row.group, row.key, row.payload)
+        with self._lock:
+            self._items = items
         if self.encrypted:
             for attachment in [a for a in self._items.values() if a.key is None]:
                 self._seal_in_place(attachment)

@@ -81,12 +81,16 @@ class DocumentEngine:
         attachments.referencers.insert(0, self.reference)  # name the document, not a chunk
 
     def load(self) -> int:
-        """Read every document record (start-up); returns how many."""
+        """Read every document record, replacing what was held (start-up, and the reload after
+        a restore); returns how many."""
+        docs: dict[str, dict[str, DocumentRecord]] = {}
         count = 0
         for row in self.store.iter_rows("documents"):
             record = DocumentRecord.from_payload(row.payload)
-            self._docs.setdefault(record.agent_id, {})[record.document_id] = record
+            docs.setdefault(record.agent_id, {})[record.document_id] = record
             count += 1
+        with self._lock:
+            self._docs = docs
         return count
 
     # ------------------------------------------------------------------ checks

@@ -126,6 +126,11 @@ class EntityService:
         self._configs: dict[str, EntityConfig] = {}
         self._lock = threading.Lock()
 
+    def reset(self) -> None:
+        """Forget the namespace configs held in memory (before ``load`` after a restore)."""
+        with self._lock:
+            self._configs = {}
+
     def load(self) -> int:
         """Read the persisted namespace configs."""
         for row in self.store.iter_rows("meta"):

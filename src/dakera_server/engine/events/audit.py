@@ -24,8 +24,8 @@ import orjson
 
 from dakera_server.engine.access import Caller, Scope, agent_namespace
 from dakera_server.engine.events.bus import Event, EventBus, Subscription
-from dakera_server.errors import InvalidInput
-from dakera_server.storage.eventlog import EventFilter, EventRow, SqliteEventLog
+from dakera_server.errors import InvalidInput, Unavailable
+from dakera_server.storage.eventlog import EventFilter, EventLog, EventRow
 
 __all__ = [
     "MEMORY_EVENT_TYPES",
@@ -171,7 +171,7 @@ class EventStream:
 class AuditLog:
     """Durable record of every business event, with filtered reads and live streams."""
 
-    def __init__(self, log: SqliteEventLog, bus: EventBus, *, flush_interval: float = 0.2) -> None:
+    def __init__(self, log: EventLog, bus: EventBus, *, flush_interval: float = 0.2) -> None:
         self.log = log
         self.bus = bus
         self.flush_interval = flush_interval
@@ -181,7 +181,10 @@ class AuditLog:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self.dropped = 0
-        bus.continue_after(log.last_id())
+        last = log.last_id()
+        bus.continue_after(last)
+        if log.shared:  # several nodes append: ids from blocks reserved in the store
+            bus.number_in_blocks(log.reserve_ids, last)
         bus.add_sink(self.record)
         self._thread = threading.Thread(target=self._run, name="dakera-audit-events", daemon=True)
         self._thread.start()
@@ -208,11 +211,20 @@ class AuditLog:
                 self._wake.set()
 
     def flush(self) -> int:
-        """Commit every pending event now; returns how many were written."""
+        """Commit every pending event now; returns how many were written.
+
+        A store that cannot take them (``Unavailable``: PostgreSQL down) gets them back in the
+        pending list, ahead of newer ones, for the next flush.
+        """
         with self._flush_lock:
             with self._pending_lock:
                 batch, self._pending = self._pending, []
-            self.log.append(batch)
+            try:
+                self.log.append(batch)
+            except Unavailable:
+                with self._pending_lock:
+                    self._pending = batch + self._pending
+                raise
         return len(batch)
 
     def _run(self) -> None:
@@ -221,7 +233,11 @@ class AuditLog:
             if self._stop.wait(self.flush_interval):
                 break
             self._wake.clear()
-            self.flush()
+            try:
+                self.flush()
+            except Unavailable as exc:
+                logger.warning("audit events kept in memory, not yet persisted: %s", exc.message)
+                self._wake.set()  # try again after the next interval
 
     def close(self) -> None:
         """Stop the flusher, commit what is pending, close the file."""

@@ -7,12 +7,15 @@ slow subscriber loses events (it is told with ``stream_lagged``), never the writ
 from __future__ import annotations
 
 import itertools
+import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from dakera_server.errors import DakeraError
 
 __all__ = ["Event", "EventBus", "Subscription"]
 
@@ -82,12 +85,43 @@ class Subscription:
         self._bus.unsubscribe(self)
 
 
+logger = logging.getLogger("dakera_server.events")
+ID_BLOCK = 1000
+
+
+class _Blocks:
+    """An id iterator over reserved blocks; the next block is reserved when one runs out."""
+
+    def __init__(self, reserve: Callable[[int], int], size: int, after: int) -> None:
+        self._reserve = reserve
+        self._size = size
+        self._lock = threading.Lock()
+        self._next = after + 1
+        self._end = 0
+
+    def __iter__(self) -> _Blocks:
+        return self
+
+    def __next__(self) -> int:
+        with self._lock:
+            if self._next >= self._end:
+                try:
+                    first = self._reserve(self._size)
+                except DakeraError as exc:
+                    logger.warning("event ids not reserved (%s): numbering on", exc.message)
+                    first = self._next
+                self._next, self._end = first, first + self._size
+            value = self._next
+            self._next += 1
+            return value
+
+
 class EventBus:
     """Fan-out of business events to sinks (audit log) and subscribers (streams)."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
-        self._ids = itertools.count(1)
+        self._ids: Iterator[int] = itertools.count(1)
         self._lock = threading.Lock()
         self._subscribers: list[Subscription] = []
         self._sinks: list[Callable[[Event], None]] = []
@@ -96,6 +130,15 @@ class EventBus:
         """Number the next event ``last_id + 1`` (ids stay unique across restarts)."""
         with self._lock:
             self._ids = itertools.count(last_id + 1)
+
+    def number_in_blocks(
+        self, reserve: Callable[[int], int], after: int, size: int = ID_BLOCK
+    ) -> None:
+        """Take ids from blocks ``reserve(size)`` hands out (a store shared by several nodes:
+        no two nodes number two events alike). A reservation that fails (store unreachable)
+        keeps numbering after the last id handed out, logged once per failure."""
+        with self._lock:
+            self._ids = _Blocks(reserve, size, after)
 
     def add_sink(self, sink: Callable[[Event], None]) -> None:
         """Call ``sink`` with every event (e.g. to persist it); sinks must be quick."""

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 
 from dakera_server.engine.access import Caller, agent_namespace
 from dakera_server.engine.entities.extractor import Entity
@@ -127,6 +128,14 @@ class KnowledgeGraph:
             return list(self._graphs.values())
 
     # ------------------------------------------------------------------ start-up
+    def reset(self) -> None:
+        """Stop a running backfill and forget every agent graph (before ``load`` after a
+        restore replaced the store's contents)."""
+        self.close()
+        with self._lock:
+            self._graphs = {}
+        self._backfill = None
+
     def load(self) -> tuple[int, int]:
         """Read every agent's rows, drop edges towards missing memories, and extract the
         entities of memories without a row: inline when few, else in the background once
@@ -254,6 +263,28 @@ class KnowledgeGraph:
             for memory in removed:
                 dirty += [memory.id, *(e.from_id for e in graph.drop(memory.id))]
             self.persist(graph, dirty, live, strict=False)
+
+    def reload_rows(self, agent_id: str, keys: list[str]) -> None:
+        """Read these graph rows of ``agent_id`` again (another node wrote them): each row is
+        one memory's entities and outgoing edges; an absent row drops them."""
+        graph = self.graph(agent_id, create=True)
+        assert graph is not None
+        for key in keys:
+            row = self.memories.storage.get_row("edges", key, agent_id)
+            with graph.lock:
+                for edge in [e for e in graph.adjacency.get(key, {}).values() if e.from_id == key]:
+                    graph.remove(edge.key)
+                for entity in graph.entities.pop(key, ()):
+                    if entity.key is not None and entity.key in graph.mentions:
+                        graph.mentions[entity.key].pop(key, None)
+                        if not graph.mentions[entity.key]:
+                            del graph.mentions[entity.key]
+                if row is None:
+                    continue
+                data = orjson.loads(row.payload)
+                graph.set_entities(key, [Entity.from_payload(e) for e in data["entities"]])
+                for to_id, kind, weight, created_at, label in data["edges"]:
+                    graph.add(Edge(key, to_id, kind, weight, created_at, label))
 
     # ------------------------------------------------------------------ writes
     def add_edges(self, agent_id: str, edges: Iterable[Edge]) -> None:

@@ -142,7 +142,9 @@ def load_graph(kg: GraphHost) -> tuple[int, list[Memory], EntityBackfill | None]
                         extracted.append(memory)
                 _index_mentions(graph, agent.memories.values())
                 kg.persist(graph, dirty.get(agent_id, ()), agent.memories, strict=False)
-        if stale:
+        # On a store shared by several nodes a row can look stale only because another node
+        # stored its memory after this one read the memories: never delete it from here.
+        if stale and memories.storage.change_log is None:
             memories.storage.write(stale)
         edges = sum(len(g.edges) for g in kg.graphs())
     backfill = None if inline or not missing else EntityBackfill(kg, missing)

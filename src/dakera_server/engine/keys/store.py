@@ -3,7 +3,8 @@
 A secret is never stored. Each record keeps a salted HMAC-SHA256 of its secret, compared in
 constant time, and a *lookup handle*: HMAC-SHA256 of the secret under a server-wide random
 pepper (kept in the store's meta table), cut to 64 bits. The handle indexes the records, so
-authenticating costs one dict lookup and two HMACs however many keys exist; no scan, and the
+authenticating costs one dict lookup and two HMACs however many keys exist (the pepper and the
+records indexed under it are one ``KeyIndex``, swapped whole); no scan, and the
 handle alone cannot be reversed into the secret.
 
 Several processes may share a data directory (the server and ``dakera-server keys``). Every key
@@ -25,7 +26,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from dakera_server.engine.access import Caller, Scope
@@ -73,6 +74,29 @@ ROOT_KEY_ID = "root"
 
 
 # ------------------------------------------------------------------------------ the store
+@dataclass(frozen=True)
+class KeyIndex:
+    """The pepper and the records indexed under it, replaced as one object: a restore brings
+    another pepper with its keys, and a lookup must never pair one with the other."""
+
+    pepper: bytes
+    by_id: dict[str, KeyRecord]
+    by_lookup: dict[str, KeyRecord]
+
+    @classmethod
+    def of(cls, pepper: bytes, records: Sequence[KeyRecord]) -> KeyIndex:
+        """Index ``records`` (their lookup handles were derived under ``pepper``)."""
+        return cls(pepper, {r.key_id: r for r in records}, {r.lookup: r for r in records})
+
+    def handle(self, secret: str) -> str:
+        """The non-secret index of ``secret``: 64 bits of HMAC-SHA256 under the pepper."""
+        return hmac.digest(self.pepper, secret.encode("utf-8"), hashlib.sha256)[:8].hex()
+
+
+def _nothing() -> None:
+    """The default hook: nothing to catch up with on a store of one process."""
+
+
 class KeyStore:
     """Every stored key, indexed in memory by id and by lookup handle, persisted on change."""
 
@@ -82,44 +106,42 @@ class KeyStore:
         events: EventBus | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        node: str | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self.events = events or EventBus(clock)
         self._lock = threading.Lock()
-        self._pepper = self._load_pepper()
         self._version: bytes | None = None
-        # Replaced whole on every change, so the request path reads them without a lock.
-        self._by_id: dict[str, KeyRecord] = {}
-        self._by_lookup: dict[str, KeyRecord] = {}
-        self.usage = UsageBook(store)
+        # Replaced whole on every change, so the request path reads it without a lock.
+        self._index = KeyIndex.of(b"", ())
+        self.usage = UsageBook(store, node)  # ``node``: this node's name on a shared store
+        # Set by the follower on a shared store: catch up with other nodes' key changes first
+        # (a revocation on another node refuses the very next request here).
+        self.before_lookup: Callable[[], object] = _nothing
         self.reload()
 
     # -------------------------------------------------------------- loading
     def _load_pepper(self) -> bytes:
-        row = self._store.get_row("meta", PEPPER_META)
-        if row is None:
-            # First start on this data directory. Re-read after writing so that two processes
-            # racing here both end up with whichever pepper was committed last.
-            self._store.write([Op.put("meta", PEPPER_META, secrets.token_bytes(32))])
-            row = self._store.get_row("meta", PEPPER_META)
-            if row is None:
-                raise StorageError("the API key pepper could not be stored")
-        return row.payload
+        # First start on this data directory or database: insert-if-absent, then read back,
+        # so two processes racing here both use whichever pepper committed first.
+        return self.insert_meta(PEPPER_META, secrets.token_bytes(32))
 
     def _stored_version(self) -> bytes | None:
         row = self._store.get_row("meta", VERSION_META)
         return None if row is None else row.payload
 
     def reload(self) -> int:
-        """Re-read every key from the store; returns how many there are."""
+        """Re-read the pepper and every key (a restore may have replaced both, committed on
+        this node or another); returns how many keys there are."""
         version = self._stored_version()
+        pepper = self._load_pepper()
         records = [
             KeyRecord.from_payload(row.payload)
             for row in self._store.iter_rows("api_keys", KEY_GROUP)
         ]
         with self._lock:
-            self._install(records)
+            self._index = KeyIndex.of(pepper, records)
             self._version = version
         return len(records)
 
@@ -141,14 +163,21 @@ class KeyStore:
         except DakeraError as exc:
             logger.warning("API key maintenance deferred: %s", exc.message)
 
-    def _install(self, records: Sequence[KeyRecord]) -> None:
-        self._by_id = {r.key_id: r for r in records}
-        self._by_lookup = {r.lookup: r for r in records}
-
     def meta(self, name: str) -> bytes | None:
         """A value of the store's meta table (the bootstrap root key's hash lives there)."""
         row = self._store.get_row("meta", name)
         return None if row is None else row.payload
+
+    def insert_meta(self, name: str, value: bytes) -> bytes:
+        """Store ``value`` under ``name`` unless a value is there already; returns the stored
+        one (ours, or the one another process committed first)."""
+        row = self._store.get_row("meta", name)
+        if row is None:
+            self._store.write([Op.insert("meta", name, value)])
+            row = self._store.get_row("meta", name)
+            if row is None:
+                raise StorageError(f"the meta value {name!r} could not be stored")
+        return row.payload
 
     def put_meta(self, name: str, value: bytes) -> None:
         """Durably set a meta value."""
@@ -156,16 +185,19 @@ class KeyStore:
 
     def count(self) -> int:
         """How many keys are stored (the root key is not one of them)."""
-        return len(self._by_id)
+        return len(self._index.by_id)
 
     # -------------------------------------------------------------- authentication
     def lookup_handle(self, secret: str) -> str:
-        """The non-secret index of ``secret``: 64 bits of HMAC-SHA256 under the pepper."""
-        return hmac.digest(self._pepper, secret.encode("utf-8"), hashlib.sha256)[:8].hex()
+        """The non-secret index of ``secret`` under the current pepper."""
+        return self._index.handle(secret)
 
-    def find(self, secret: str, handle: str) -> KeyRecord | None:
-        """The record whose secret is ``secret`` (``handle`` = its lookup handle), or ``None``."""
-        record = self._by_lookup.get(handle)
+    def find(self, secret: str) -> KeyRecord | None:
+        """The record whose secret is ``secret``, or ``None``. The handle is derived from the
+        same index object it is looked up in, after catching up with other nodes."""
+        self.before_lookup()
+        index = self._index
+        record = index.by_lookup.get(index.handle(secret))
         if record is None or not record.secret_hash.matches(secret):
             return None
         return record
@@ -185,9 +217,10 @@ class KeyStore:
         token = secrets.token_bytes(8)
         self._store.write([*ops, Op.put("meta", VERSION_META, token)])
         with self._lock:
-            records = {k: v for k, v in self._by_id.items() if k not in removed}
+            index = self._index
+            records = {k: v for k, v in index.by_id.items() if k not in removed}
             records.update({r.key_id: r for r in changed})
-            self._install(list(records.values()))
+            self._index = KeyIndex.of(index.pepper, list(records.values()))
             self._version = token
 
     def _put(self, record: KeyRecord) -> Op:
@@ -204,7 +237,7 @@ class KeyStore:
     ) -> NewKey:
         secret = generate_secret()
         key_id = new_key_id()
-        while key_id in self._by_id or key_id == ROOT_KEY_ID:
+        while key_id in self._index.by_id or key_id == ROOT_KEY_ID:
             key_id = new_key_id()
         record = KeyRecord(
             key_id=key_id,
@@ -292,7 +325,7 @@ class KeyStore:
         self._visible(caller, namespace)
         if key_id == ROOT_KEY_ID and namespace is None:
             raise InvalidInput("the root key is set by DAKERA_ROOT_API_KEY; change it there")
-        record = self._by_id.get(key_id)
+        record = self._index.by_id.get(key_id)
         if (
             record is None
             or not manages(caller, record)
@@ -308,7 +341,7 @@ class KeyStore:
         self._visible(caller, namespace)
         found = [
             r
-            for r in self._by_id.values()
+            for r in self._index.by_id.values()
             if manages(caller, r) and (namespace is None or r.reaches(namespace))
         ]
         return sorted(found, key=lambda r: (r.created_at, r.key_id))

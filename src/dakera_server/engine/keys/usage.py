@@ -4,6 +4,11 @@ The authentication layer calls ``UsageBook.record`` once per authenticated reque
 response; that is a lock and a few integer additions, never a store write. ``flush`` (run by
 the background thread and at shutdown) writes the counters that changed since the last flush,
 so a crash loses at most one flush interval of counts, never a key.
+
+On a store shared by several nodes (``node`` given) each node writes only its own row per key
+(``<key_id>@<node>``: absolute values of what that node counted), so nodes never overwrite each
+other's counts; ``get`` adds every node's row to this node's live counters. A row named by the
+key id alone (written before, or by the embedded store) counts as one more node.
 """
 
 from __future__ import annotations
@@ -79,16 +84,51 @@ def _bump(buckets: dict[str, int], name: str) -> None:
     buckets[name] = buckets.get(name, 0) + 1
 
 
+def _add(total: KeyUsage, other: KeyUsage) -> None:
+    """Add ``other``'s counters into ``total`` (another node's row)."""
+    total.total += other.total
+    total.successful += other.successful
+    total.failed += other.failed
+    total.rate_limited += other.rate_limited
+    total.bytes_transferred += other.bytes_transferred
+    total.latency_ms_total += other.latency_ms_total
+    if other.last_used_at is not None:
+        total.last_used_at = max(total.last_used_at or 0, other.last_used_at)
+    for mine, theirs in (
+        (total.by_endpoint, other.by_endpoint),
+        (total.by_namespace, other.by_namespace),
+    ):
+        for name, count in theirs.items():
+            mine[name] = mine.get(name, 0) + count
+
+
 class UsageBook:
     """Usage of every key, in memory, with the set of keys changed since the last flush."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, node: str | None = None) -> None:
         self._store = store
+        self._node = node
         self._lock = threading.Lock()
         self._usage: dict[str, KeyUsage] = {}
         self._dirty: set[str] = set()
         for row in store.iter_rows("api_keys", USAGE_GROUP):
-            self._usage[row.key] = KeyUsage.from_payload(row.payload)
+            key_id, _, owner = row.key.partition("@")
+            if owner == (node or ""):
+                self._usage[key_id] = KeyUsage.from_payload(row.payload)
+
+    def _row_key(self, key_id: str) -> str:
+        return key_id if self._node is None else f"{key_id}@{self._node}"
+
+    def _others(self, key_id: str) -> list[tuple[str, KeyUsage]]:
+        """Rows of ``key_id`` other nodes wrote (none on a store of one process)."""
+        if self._node is None:
+            return []
+        own = self._row_key(key_id)
+        return [
+            (row.key, KeyUsage.from_payload(row.payload))
+            for row in self._store.iter_rows("api_keys", USAGE_GROUP)
+            if row.key != own and row.key.partition("@")[0] == key_id
+        ]
 
     def record(
         self,
@@ -121,21 +161,28 @@ class UsageBook:
             self._dirty.add(key_id)
 
     def get(self, key_id: str) -> KeyUsage:
-        """A copy of the counters of ``key_id`` (zeros when it was never used)."""
+        """A copy of the counters of ``key_id`` (zeros when it was never used), every node's
+        rows added on a shared store."""
         with self._lock:
             usage = self._usage.get(key_id)
-            if usage is None:
-                return KeyUsage()
-            return KeyUsage.from_payload(usage.to_payload())
+            total = KeyUsage() if usage is None else KeyUsage.from_payload(usage.to_payload())
+        for _, other in self._others(key_id):
+            _add(total, other)
+        return total
 
     def forget_ops(self, key_ids: Iterable[str]) -> list[Op]:
-        """Drop the counters of deleted keys; the returned ops delete their stored rows."""
+        """Drop the counters of deleted keys; the returned ops delete their stored rows (every
+        node's, on a shared store)."""
+        key_ids = list(key_ids)
         ops = []
         with self._lock:
             for key_id in key_ids:
                 self._usage.pop(key_id, None)
                 self._dirty.discard(key_id)
-                ops.append(Op.delete("api_keys", key_id, group=USAGE_GROUP))
+                ops.append(Op.delete("api_keys", self._row_key(key_id), group=USAGE_GROUP))
+        for key_id in key_ids:
+            for row_key, _ in self._others(key_id):
+                ops.append(Op.delete("api_keys", row_key, group=USAGE_GROUP))
         return ops
 
     def flush(self) -> int:
@@ -143,7 +190,12 @@ class UsageBook:
         with self._lock:
             dirty, self._dirty = self._dirty, set()
             ops = [
-                Op.put("api_keys", key_id, self._usage[key_id].to_payload(), group=USAGE_GROUP)
+                Op.put(
+                    "api_keys",
+                    self._row_key(key_id),
+                    self._usage[key_id].to_payload(),
+                    group=USAGE_GROUP,
+                )
                 for key_id in dirty
                 if key_id in self._usage
             ]

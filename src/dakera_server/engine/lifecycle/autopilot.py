@@ -8,13 +8,22 @@ The scheduler is one daemon thread. Every few seconds it runs whatever is due �
 decay cycle on their own intervals (settings), deduplication and consolidation on the AutoPilot
 intervals when ``enabled`` — one pass at a time, each throttled to its CPU share. At start it
 first re-runs the resumable jobs an earlier process did not finish (``jobs.py``).
+
+On a store shared by several nodes every scheduled pass runs under ``exclusive(kind)`` (a
+PostgreSQL advisory lock, ``Store.exclusive``): one node at a time runs it, and the node that
+gets the lock first reads when the pass last finished on any node (``pass.<kind>`` in the
+state store) and skips it when that was within its interval, so a pass runs once per interval
+for the whole cluster. Job markers left by a node that died mid-pass are resumed by whichever
+node next holds that kind's lock (checked every ``RESUME_CHECK_SECONDS``): the dead node's lock
+went with its connection, and a live node's running pass still holds it.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -29,6 +38,7 @@ logger = logging.getLogger("dakera_server.lifecycle")
 
 DEDUP_MODES = ("off", "report", "merge")
 TICK_SECONDS = 2.0
+RESUME_CHECK_SECONDS = 60.0
 MAX_INTERVAL_HOURS = 8760
 
 
@@ -80,6 +90,15 @@ class AutoPilotConfig:
         return updated
 
 
+PASS_PREFIX = "pass."  # state documents: when a scheduled pass last finished, on any node
+
+
+@contextmanager
+def _always_mine(_kind: str) -> Iterator[bool]:
+    """Default ``exclusive``: a store of one process; every pass is this process's."""
+    yield True
+
+
 # kind, params, resumed_from → the finished job
 JobRunner = Callable[[str, dict[str, Any], "str | None"], Job]
 
@@ -102,6 +121,7 @@ class AutoPilot:
         self.decay_interval_secs = decay_interval_secs
         self.ttl_interval_secs = ttl_interval_secs
         self.last_decay_at = last_decay_at
+        self._enabled_default = enabled_default
         saved = state.load("autopilot.config")
         try:
             self.config = AutoPilotConfig(enabled=enabled_default).changed(saved or {})
@@ -117,8 +137,25 @@ class AutoPilot:
         self._thread: threading.Thread | None = None
         self._last_ttl_at: float | None = None
         self._started_at = 0.0
+        # Set by the lifecycle engine from the store: one node at a time runs a pass.
+        self.exclusive: Callable[[str], AbstractContextManager[bool]] = _always_mine
+        self.shared = False  # set with ``exclusive`` when several nodes share the store
+        self._elsewhere: dict[str, float] = {}  # kind → when another node last finished it
+        self._resume_checked = 0.0
 
     # ---------------------------------------------------------------- config
+    def reload(self) -> None:
+        """Read config and counters again (another node sharing the store changed them)."""
+        saved = self.state.load("autopilot.config")
+        try:
+            self.config = AutoPilotConfig(enabled=self._enabled_default).changed(saved or {})
+        except InvalidInput:
+            self.config = AutoPilotConfig(enabled=self._enabled_default)
+        counters = self.state.load("autopilot.stats")
+        if counters:
+            with self._counter_lock:
+                self.counters = counters
+
     def update_config(self, changes: Mapping[str, Any]) -> AutoPilotConfig:
         """Validate and persist a config change (applies from the next cycle)."""
         config = self.config.changed(changes)
@@ -168,16 +205,65 @@ class AutoPilot:
             thread.join(timeout=30)
 
     def _loop(self, run: JobRunner) -> None:
-        for job_id, kind, params in self.jobs.interrupted():
-            if self.jobs.stop_event.is_set():
-                return
-            logger.info("resuming interrupted %s job %s", kind, job_id)
-            self._run_logged(run, kind, params, job_id)
+        self._resume(run)
         while not self.jobs.stop_event.wait(TICK_SECONDS):
+            if self.shared and self.jobs.clock() - self._resume_checked >= RESUME_CHECK_SECONDS:
+                self._resume(run)
             for kind in self.due():
                 if self.jobs.stop_event.is_set():
                     return
+                self._run_once(run, kind)
+
+    def _resume(self, run: JobRunner) -> None:
+        """Re-run resumable jobs nobody is running (each under its kind's lock)."""
+        self._resume_checked = self.jobs.clock()
+        try:
+            pending = self.jobs.interrupted()
+        except DakeraError as exc:
+            logger.warning("interrupted jobs not checked: %s", exc.message)
+            return
+        running = {job.id for job in self.jobs.list() if job.status == "running"}
+        for job_id, kind, params in pending:
+            if self.jobs.stop_event.is_set():
+                return
+            if job_id in running:  # this process's own pass (a client asked for it)
+                continue
+            try:
+                with self.exclusive(kind) as mine:
+                    if not mine or job_id not in {j for j, _, _ in self.jobs.interrupted()}:
+                        continue  # running on a live node, or resumed by another meanwhile
+                    logger.info("resuming interrupted %s job %s", kind, job_id)
+                    self._run_logged(run, kind, params, job_id)
+            except DakeraError as exc:
+                logger.warning("resuming %s job %s deferred: %s", kind, job_id, exc.message)
+
+    def _run_once(self, run: JobRunner, kind: str) -> None:
+        """A scheduled pass, unless another node holds it or finished it within its interval."""
+        if not self.shared:
+            self._run_logged(run, kind, {}, None)
+            return
+        try:
+            with self.exclusive(kind) as mine:
+                if not mine:
+                    return
+                shared = self.state.load(PASS_PREFIX + kind) or {}
+                finished = shared.get("finished_at")
+                if isinstance(finished, int | float) and finished > self._local_last(kind):
+                    self._elsewhere[kind] = float(finished)
+                    if kind not in self.due():
+                        return
                 self._run_logged(run, kind, {}, None)
+                self.state.save(PASS_PREFIX + kind, {"finished_at": self.jobs.clock()})
+        except DakeraError as exc:
+            logger.warning("background %s pass deferred: %s", kind, exc.message)
+
+    def _local_last(self, kind: str) -> float:
+        if kind == "ttl_sweep":
+            return self._last_ttl_at or 0.0
+        if kind == "decay":
+            return float(self.last_decay_at() or 0)
+        counter = "last_dedup_at" if kind == "dedup" else "last_consolidation_at"
+        return self._since(counter)
 
     def _run_logged(
         self, run: JobRunner, kind: str, params: dict[str, Any], resumed_from: str | None
@@ -196,22 +282,25 @@ class AutoPilot:
         due = []
         if self.ttl_interval_secs > 0:
             last = self._last_ttl_at if self._last_ttl_at is not None else started
+            last = max(last, self._elsewhere.get("ttl_sweep", 0.0))
             if now - last >= self.ttl_interval_secs:
                 due.append("ttl_sweep")
         if self.decay_interval_secs > 0:
             last_decay = self.last_decay_at()
             last = started if last_decay is None else max(last_decay, started)
+            last = max(last, self._elsewhere.get("decay", 0.0))
             if now - last >= self.decay_interval_secs:
                 due.append("decay")
         config = self.config
         if config.enabled and config.dedup_mode != "off":
-            if now - self._since("last_dedup_at") >= config.dedup_interval_hours * 3600:
+            last = max(self._since("last_dedup_at"), self._elsewhere.get("dedup", 0.0))
+            if now - last >= config.dedup_interval_hours * 3600:
                 due.append("dedup")
         if config.enabled:
-            if (
-                now - self._since("last_consolidation_at")
-                >= config.consolidation_interval_hours * 3600
-            ):
+            last = max(
+                self._since("last_consolidation_at"), self._elsewhere.get("consolidation", 0.0)
+            )
+            if now - last >= config.consolidation_interval_hours * 3600:
                 due.append("consolidation")
         return due
 

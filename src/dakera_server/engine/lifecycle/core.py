@@ -35,6 +35,7 @@ __all__ = ["TRIGGER_ACTIONS", "Lifecycle"]
 
 TRIGGER_ACTIONS = ("dedup", "consolidate", "all", "decay", "ttl")
 RESUMABLE = frozenset({"dedup", "consolidation", "compression"})
+BUSY_RETRY_SECONDS = 5
 
 
 class Lifecycle:
@@ -78,6 +79,9 @@ class Lifecycle:
             ttl_interval_secs=ttl_interval_secs,
             last_decay_at=lambda: self.decay.stats().get("last_run_at"),
         )
+        if store.change_log is not None:  # one node at a time on a shared store
+            self.autopilot.exclusive = store.exclusive
+            self.autopilot.shared = True
         self.dedup = Deduplicator(memories, self.trash, events, self._retention)
         self.consolidator = Consolidator(
             memories,
@@ -106,6 +110,13 @@ class Lifecycle:
         """Read the trash index (start-up); returns how many entries it holds."""
         return self.trash.load()
 
+    def reset(self) -> None:
+        """Stop the scheduler and forget the trash index (before ``load`` after a restore);
+        ``start`` runs the scheduler again."""
+        self.stop()
+        self.jobs.stop_event.clear()
+        self.trash.reset()
+
     def start(self) -> None:
         """Start the scheduler (resumes interrupted jobs first)."""
         self.autopilot.start(self.run_job)
@@ -126,8 +137,16 @@ class Lifecycle:
         )
 
     def _result(self, kind: str, params: dict[str, Any]) -> dict[str, Any]:
-        """Run a pass a client waits for; 503 if the server stopped it (it resumes later)."""
-        job = self.run_job(kind, params)
+        """Run a pass a client waits for; 503 if the server stopped it (it resumes later), or,
+        on a store shared by several nodes, while another node runs a pass of that kind (the
+        same advisory lock the schedulers take, so a pass never runs twice at once)."""
+        with self.autopilot.exclusive(kind) as mine:
+            if not mine:
+                raise Unavailable(
+                    f"a {kind} pass is running on another node; retry shortly",
+                    retry_after=BUSY_RETRY_SECONDS,
+                )
+            job = self.run_job(kind, params)
         if job.status != "completed":
             raise Unavailable(
                 f"the {kind} pass was interrupted by a shutdown; it resumes at the next start"

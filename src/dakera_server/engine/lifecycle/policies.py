@@ -11,6 +11,7 @@ memory (they are few and read on every rate-limited request), and every change e
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -140,6 +141,10 @@ def check_policy_namespace(namespace: Any) -> str:
     return check_namespace_name(namespace)
 
 
+def _nothing() -> None:
+    """Default ``follow``: a store of one process has nothing to catch up with."""
+
+
 class PolicyStore:
     """Every namespace's policy, loaded at construction and persisted on each change."""
 
@@ -149,10 +154,24 @@ class PolicyStore:
         self._lock = threading.Lock()
         self._policies: dict[str, MemoryPolicy] = {}
         self._limits: dict[str, RateLimitPolicy] = {}
-        for row in store.iter_rows("meta"):
+        # Set by the follower on a store shared by several nodes: catch up with policy
+        # changes other nodes committed before ``get`` (not on ``policy_for``: ranking calls it
+        # per memory; not on ``rate_limits``: it runs on the event loop).
+        self.follow: Callable[[], None] = _nothing
+        self.reload()
+
+    def reload(self) -> int:
+        """(Re-)read every policy from the store (construction, and after a restore)."""
+        policies = {}
+        for row in self.store.iter_rows("meta"):
             if row.key.startswith(META_PREFIX):
-                policy = MemoryPolicy(**orjson.loads(row.payload))
-                self._set(row.key[len(META_PREFIX) :], policy)
+                policies[row.key[len(META_PREFIX) :]] = MemoryPolicy(**orjson.loads(row.payload))
+        with self._lock:
+            self._policies = {}
+            self._limits = {}
+            for namespace, policy in policies.items():
+                self._set(namespace, policy)
+        return len(policies)
 
     def _set(self, namespace: str, policy: MemoryPolicy) -> None:
         self._policies[namespace] = policy
@@ -161,6 +180,20 @@ class PolicyStore:
             self._limits.pop(namespace, None)
         else:
             self._limits[namespace] = limits
+
+    def reload_rows(self, keys: list[str]) -> None:
+        """Read these meta rows again (another node changed them); policy rows only."""
+        for key in keys:
+            if not key.startswith(META_PREFIX):
+                continue
+            row = self.store.get_row("meta", key)
+            with self._lock:
+                name = key[len(META_PREFIX) :]
+                if row is None:
+                    self._policies.pop(name, None)
+                    self._limits.pop(name, None)
+                else:
+                    self._set(name, MemoryPolicy(**orjson.loads(row.payload)))
 
     def visible_namespace(self, caller: Caller, namespace: str) -> str:
         """A valid namespace name the caller may see; else 400 or 404 (hidden = unknown)."""
@@ -175,6 +208,7 @@ class PolicyStore:
 
     def get(self, caller: Caller, namespace: str) -> MemoryPolicy:
         """The policy of a namespace the caller may see."""
+        self.follow()
         return self.policy_for(self.visible_namespace(caller, namespace))
 
     def put(self, caller: Caller, namespace: str, body: Any) -> MemoryPolicy:
@@ -204,7 +238,9 @@ class PolicyStore:
             self._set(namespace, updated)
 
     def rate_limits(self, namespace: str) -> RateLimitPolicy | None:
-        """The enforced limits of ``namespace`` (called on every request; a dict lookup)."""
+        """The enforced limits of ``namespace`` (called on every request, on the event loop: a
+        dict lookup; on a shared store another node's change arrives through the follower's
+        LISTEN wake-up or the next catch-up, never by a store read here)."""
         return self._limits.get(namespace)
 
     @property

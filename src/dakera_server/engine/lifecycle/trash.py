@@ -66,6 +66,11 @@ class Trash:
         self._entries: dict[str, dict[str, TrashEntry]] = {}
         self._lock = threading.Lock()
 
+    def reset(self) -> None:
+        """Forget every entry held in memory (before ``load`` after a restore)."""
+        with self._lock:
+            self._entries = {}
+
     def load(self) -> int:
         """Read the entries' headers from the store (start-up); returns how many."""
         count = 0
@@ -74,6 +79,16 @@ class Trash:
             self._add(_entry(row.group, document))
             count += 1
         return count
+
+    def reload_rows(self, agent_id: str, keys: list[str]) -> None:
+        """Read these trash rows of ``agent_id`` again (another node wrote or removed them)."""
+        for key in keys:
+            row = self.memories.storage.get_row("trash", key, agent_id)
+            if row is None:
+                with self._lock:
+                    self._entries.get(agent_id, {}).pop(key, None)
+            else:
+                self._add(_entry(agent_id, orjson.loads(row.payload)))
 
     def _add(self, entry: TrashEntry) -> None:
         with self._lock:
@@ -151,6 +166,7 @@ class Trash:
         """The agent's restorable entries, newest first (none for an invisible agent)."""
         if not caller.can_see_agent(agent_id):
             return []
+        self.memories.follow(agent_id)  # entries another node made or restored
         now = self.memories.clock()
         with self._lock:
             entries = list(self._entries.get(agent_id, {}).values())
@@ -159,6 +175,7 @@ class Trash:
 
     def restore(self, caller: Caller, agent_id: str, memory_id: str) -> Memory:
         """Put a removed memory back as stored; 404 without a copy, 409 if the id is taken."""
+        self.memories.follow(agent_id)
         with self._lock:
             entry = self._entries.get(agent_id, {}).get(memory_id)
         missing = NotFound(f"no restorable copy of memory '{memory_id}'", resource="memory")

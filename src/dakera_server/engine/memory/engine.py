@@ -48,6 +48,14 @@ def _metadata_sizes(memories: list[Memory]) -> Callable[[], Iterable[int]]:
     return lambda: (len(orjson.dumps(m.metadata)) for m in memories)
 
 
+def _nothing(_agent_id: str) -> None:
+    """Default ``follow``: a store of one process has nothing to catch up with."""
+
+
+def _everything() -> None:
+    """Default ``follow_all``."""
+
+
 class MemoryEngine:
     """Agent memories: validation, embedding, durable writes, and the in-memory indexes."""
 
@@ -72,6 +80,9 @@ class MemoryEngine:
         self._agents_lock = threading.Lock()
         self._dirty: dict[tuple[str, str], Memory] = {}
         self._dirty_lock = threading.Lock()
+        # Held by a whole flush (collect and write) and by ``reset``: once a reset returned,
+        # no flush of statistics taken before it can still reach the store (a restore).
+        self._flush_lock = threading.Lock()
         # Set by the engine: where agent index snapshots live (None: always rebuild).
         self.snapshots: SnapshotStore | None = None
         # Set by the lifecycle engine: the decay curve that applies to a memory (recall ranking).
@@ -93,6 +104,10 @@ class MemoryEngine:
         self.admit: Callable[[str, int, int, int | None, Callable[[], Iterable[int]]], None] = (
             lambda *_args: None
         )
+        # Set by the follower on a store shared by several nodes (engine/follow): catch up one
+        # agent, or every agent, with what other nodes committed, before reading it.
+        self.follow: Callable[[str], None] = _nothing
+        self.follow_all: Callable[[], None] = _everything
 
     # ----------------------------------------------------------------- loading
     def load(self) -> int:
@@ -134,6 +149,16 @@ class MemoryEngine:
             total += len(memories)
         return total
 
+    def reset(self) -> None:
+        """Forget every in-memory index and pending access statistic, before ``load`` re-reads
+        a store whose contents were replaced underneath (a restore)."""
+        with self._flush_lock:
+            with self._agents_lock:
+                self._agents = {}
+                self._owners = {}
+            with self._dirty_lock:
+                self._dirty = {}
+
     def save_snapshots(self) -> int:
         """Snapshot every agent index big enough for HNSW (at shutdown); returns how many."""
         if self.snapshots is None:
@@ -154,11 +179,17 @@ class MemoryEngine:
 
     # ----------------------------------------------------------------- lookups
     def _agent(self, agent_id: str, *, create: bool = False) -> AgentMemories:
+        self.follow(agent_id)
+        agent = self.held(agent_id, create=create)
+        if agent is None:
+            raise MemoryNotFound(f"agent '{agent_id}' has no memories")
+        return agent
+
+    def held(self, agent_id: str, *, create: bool = False) -> AgentMemories | None:
+        """The agent as this node holds it, without catching up (the follower's own access)."""
         with self._agents_lock:
             agent = self._agents.get(agent_id)
-            if agent is None:
-                if not create:
-                    raise MemoryNotFound(f"agent '{agent_id}' has no memories")
+            if agent is None and create:
                 agent = AgentMemories(
                     agent_id, self.embedder.dimension, exact_threshold=self.exact_threshold
                 )
@@ -183,11 +214,13 @@ class MemoryEngine:
         """The agent's state if it exists and the caller may see it."""
         if not caller.can_see_agent(agent_id):
             return None
+        self.follow(agent_id)
         with self._agents_lock:
             return self._agents.get(agent_id)
 
     def agent_ids(self, caller: Caller) -> list[str]:
         """Agents with memories that the caller may see, sorted."""
+        self.follow_all()
         with self._agents_lock:
             names = list(self._agents)
         return sorted(a for a in names if caller.can_see_agent(a))
@@ -206,6 +239,7 @@ class MemoryEngine:
             if memory is None or memory.is_expired(self.clock()):
                 raise MemoryNotFound(f"memory '{memory_id}' not found", resource="memory")
             return memory
+        self.follow_all()
         holders = sorted(a for a in self._owners.get(memory_id, ()) if caller.can_see_agent(a))
         found = [self.get(caller, memory_id, a) for a in holders]
         if not found:
@@ -237,6 +271,20 @@ class MemoryEngine:
             )
             for i, item in enumerate(items)
         ]
+        return self.insert(caller, memories, extra_ops)
+
+    def insert(
+        self,
+        caller: Caller,
+        memories: list[Memory],
+        extra_ops: Iterable[Op] = (),
+        *,
+        keep_times: bool = False,
+    ) -> StoreOutcome:
+        """Embed and durably store already validated ``memories`` (all or nothing), then index
+        them. ``keep_times``: the records' own timestamps and access counts are kept even when
+        they replace a memory (an import restoring exported records), instead of the first
+        creation time of the one replaced."""
         seen: set[tuple[str, str]] = set()
         for memory in memories:
             if not caller.can_see_agent(memory.agent_id):
@@ -269,7 +317,8 @@ class MemoryEngine:
             agents = {a: self._agent(a, create=True) for a in sorted(by_agent)}
             for agent in agents.values():
                 held.enter_context(agent.lock)
-            self._keep_created_at(memories)
+            if not keep_times:
+                self._keep_created_at(memories)
             for memory in memories:
                 if not memory.seq:
                     memory.seq = agents[memory.agent_id].next_seq()
@@ -416,6 +465,15 @@ class MemoryEngine:
             self.events.emit("forgotten", agent_id=agent_id, memory_id=memory.id)
         return removed
 
+    def adopt_remote(
+        self, agent_id: str, present: Sequence[Memory], removed: Sequence[Memory]
+    ) -> None:
+        """Ownership bookkeeping after the follower reloaded memories another node wrote (no
+        hooks run: that node derived and persisted their graph rows and attachments)."""
+        for memory in present:
+            self._owners.setdefault(memory.id, set()).add(agent_id)
+        self._disown(agent_id, [m for m in removed if m.id not in {p.id for p in present}])
+
     def _disown(self, agent_id: str, removed: Iterable[Memory]) -> None:
         """Drop ``agent_id`` from the owners of memories it no longer holds."""
         for memory in removed:
@@ -468,6 +526,18 @@ class MemoryEngine:
         return True
 
     # -------------------------------------------------------------- access stats
+    def carry_counters(self, held: Memory, fresh: Memory) -> None:
+        """Another node's row of a memory replaces ``held``: the new object keeps this node's
+        counts when they are ahead (the larger of the two: counts are not summed across nodes,
+        docs/scale-out.md) and, if they were not flushed yet, is the one flushed. Without this,
+        a node whose flush came second dropped its own counts as stale."""
+        with self._dirty_lock:
+            fresh.access_count = max(fresh.access_count, held.access_count)
+            fresh.last_accessed_at = max(fresh.last_accessed_at, held.last_accessed_at)
+            key = (fresh.agent_id, fresh.id)
+            if self._dirty.get(key) is held:
+                self._dirty[key] = fresh
+
     def touch(self, memories: Iterable[Memory]) -> None:
         """Count a recall hit; persisted by ``flush_access_stats`` (not on the hot path)."""
         now = int(self.clock())
@@ -487,15 +557,42 @@ class MemoryEngine:
             )
 
     def flush_access_stats(self) -> int:
-        """Persist access counters changed since the last flush; returns how many."""
-        with self._dirty_lock:
-            dirty, self._dirty = self._dirty, {}
-        ops = []
-        for (agent_id, memory_id), memory in dirty.items():
-            with self._agents_lock:
-                agent = self._agents.get(agent_id)
-            if agent is None or agent.memories.get(memory_id) is not memory:
-                continue
-            ops.append(self._put_op(memory, agent.vectors.get_vector(memory_id)))
-        self.storage.write(ops)
-        return len(ops)
+        """Persist access counters changed since the last flush; returns how many.
+
+        The agents' locks are held from the catch-up to the commit. On a shared store the
+        follower applies changes under those locks, and the commit moves this node's cursor
+        before they are released, so the follower never takes this node's own flush for
+        another node's and swaps the flushed counters over newer ones (one of the causes of
+        recall order differing after a PostgreSQL backup was restored)."""
+        with self._flush_lock, ExitStack() as held:
+            with self._dirty_lock:
+                agents = sorted({agent_id for agent_id, _ in self._dirty})
+            for agent_id in agents:  # one order for every flush: no lock cycle between two
+                holder = self.held(agent_id)
+                if holder is not None:
+                    held.enter_context(holder.lock)
+            for agent_id in agents:
+                # On a shared store: memories another node changed are reloaded first (new
+                # objects that keep this node's counts: ``carry_counters``). A no-op on the
+                # embedded store.
+                self.follow(agent_id)
+            with self._dirty_lock:  # after the catch-up: it may re-point entries
+                dirty, self._dirty = self._dirty, {}
+            ops = []
+            for (agent_id, memory_id), memory in dirty.items():
+                agent = self.held(agent_id)
+                if agent is None or agent.memories.get(memory_id) is not memory:
+                    continue
+                op = self._put_op(memory, agent.vectors.get_vector(memory_id))
+                # ``update``: a memory another node forgot meanwhile is not brought back.
+                ops.append(
+                    Op.update(
+                        "memories",
+                        op.row.key,
+                        op.row.payload,
+                        group=op.row.group,
+                        vector=op.row.vector,
+                    )
+                )
+            self.storage.write(ops)
+            return len(ops)

@@ -91,7 +91,7 @@ def relevance(
     text_hits: Sequence[tuple[str, float]],
     *,
     memories: Mapping[str, Memory],
-    cosine: Callable[[str], float | None] | None,
+    cosines: Callable[[Sequence[str]], dict[str, float]] | None,
     fusion: str,
     vector_weight: float | None,
     analysis: QueryAnalysis,
@@ -100,7 +100,7 @@ def relevance(
 ) -> dict[str, Relevance]:
     """Relevance of every candidate of either list.
 
-    ``cosine(id)`` gives a candidate's exact vector similarity (None: vector search was not
+    ``cosines(ids)`` gives candidates' exact vector similarities (None: vector search was not
     used); ``neighbours(id)`` the ids adjacent to it in its conversation (None: not known).
     """
     weight = tuning.vector_weight if vector_weight is None else vector_weight
@@ -109,11 +109,10 @@ def relevance(
     if not vector_hits:
         weight = 0.0
     vector_raw, text_raw = dict(vector_hits), dict(text_hits)
-    if cosine is not None and tuning.fill_vector and vector_hits:
-        for memory_id in text_raw.keys() - vector_raw.keys():
-            value = cosine(memory_id)
-            if value is not None:
-                vector_raw[memory_id] = value
+    if cosines is not None and tuning.fill_vector and vector_hits:
+        missing = [memory_id for memory_id in text_raw if memory_id not in vector_raw]
+        if missing:
+            vector_raw.update(cosines(missing))
     if fusion == "rrf":
         ranked = sorted(vector_raw.items(), key=lambda item: -item[1])
         vector_norm, text_norm = rrf(ranked), rrf(text_hits)
@@ -127,7 +126,7 @@ def relevance(
     _apply_intent(fused, memories, analysis, tuning)
     if neighbours is not None and tuning.neighbour_weight > 0:
         _spread_to_neighbours(fused, neighbours, tuning)
-    use_vector, use_text = bool(vector_hits) or cosine is not None, bool(text_hits)
+    use_vector, use_text = bool(vector_hits) or cosines is not None, bool(text_hits)
     return {
         memory_id: Relevance(
             score,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -140,20 +140,11 @@ class RecallOutcome:
     search_ms: float = 0.0
 
 
-def _cosine(
+def _cosines(
     agent: AgentMemories, query_vector: npt.NDArray[np.float32]
-) -> Callable[[str], float | None]:
-    """Exact cosine of the query with one stored memory (for BM25-only candidates)."""
-    query_norm = float(np.linalg.norm(query_vector)) or 1.0
-
-    def cosine(memory_id: str) -> float | None:
-        vector = agent.vectors.get_vector(memory_id)
-        if vector is None:
-            return None
-        norm = float(np.linalg.norm(vector)) or 1.0
-        return float(np.dot(vector, query_vector)) / (norm * query_norm)
-
-    return cosine
+) -> Callable[[Sequence[str]], dict[str, float]]:
+    """Exact cosine of the query with stored memories (for BM25-only candidates)."""
+    return lambda memory_ids: agent.vectors.cosines(memory_ids, query_vector)
 
 
 def _years(
@@ -252,7 +243,7 @@ def recall(
             vector_hits,
             text_hits,
             memories=memories,
-            cosine=_cosine(agent, query_vector) if use_vector else None,
+            cosines=_cosines(agent, query_vector) if use_vector else None,
             fusion=fusion,
             vector_weight=weight,
             analysis=analyze_query(query, lambda: _years(memories, vector_hits, text_hits)),

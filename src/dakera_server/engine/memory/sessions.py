@@ -44,12 +44,27 @@ class SessionEngine:
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
 
+    def reset(self) -> None:
+        """Forget every session held in memory (before ``load`` after a restore)."""
+        with self._lock:
+            self._sessions = {}
+
     def load(self) -> int:
         """Read every session from the store."""
         for row in self.memories.storage.iter_rows("sessions"):
             session = Session.from_payload(row.payload)
             self._sessions[session.id] = session
         return len(self._sessions)
+
+    def reload_rows(self, agent_id: str, keys: list[str]) -> None:
+        """Read these sessions of ``agent_id`` again (another node wrote them)."""
+        for key in keys:
+            row = self.memories.storage.get_row("sessions", key, agent_id)
+            with self._lock:
+                if row is None:
+                    self._sessions.pop(key, None)
+                else:
+                    self._sessions[key] = Session.from_payload(row.payload)
 
     def _now(self) -> int:
         return int(self.memories.clock())
@@ -69,6 +84,11 @@ class SessionEngine:
     def get(self, caller: Caller, session_id: str) -> Session:
         """A session the caller may see; otherwise 404 (same as unknown)."""
         session = self._sessions.get(session_id)
+        if session is None:
+            self.memories.follow_all()  # started on another node?
+        else:
+            self.memories.follow(session.agent_id)  # changed or ended on another node?
+        session = self._sessions.get(session_id)
         if session is None or not caller.can_see_agent(session.agent_id):
             raise SessionNotFound(f"session '{session_id}' not found", resource="session")
         return self._refresh(session)
@@ -78,6 +98,9 @@ class SessionEngine:
         if session_id is None:
             return None
         session = self._sessions.get(session_id)
+        if session is None:
+            self.memories.follow_all()  # started on another node?
+            session = self._sessions.get(session_id)
         return None if session is None else self._refresh(session)
 
     def start(
@@ -201,6 +224,10 @@ class SessionEngine:
         active_only: bool = False,
     ) -> list[Session]:
         """Sessions the caller may see, newest first."""
+        if agent_id is None:
+            self.memories.follow_all()
+        else:
+            self.memories.follow(agent_id)
         found = []
         for session in list(self._sessions.values()):
             if agent_id is not None and session.agent_id != agent_id:

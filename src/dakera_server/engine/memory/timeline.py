@@ -87,16 +87,27 @@ class Timeline:
     ) -> tuple[int, str] | None:
         """The first entry from ``index`` in direction ``step`` that is ordered against the
         memory at ``index``: a different event time within the window, or the same event time
-        with both insertion numbers known."""
+        with both insertion numbers known.
+
+        Entries of the same event time that are not ordered against this one (either number
+        unknown) form one contiguous run in that direction (unknown numbers sort first), so the
+        run is skipped with one bisect: an agent whose thousands of memories were stored in the
+        same second before insertion numbers existed costs O(log n) here, not a scan."""
         position = index + step
-        while 0 <= position < len(entries):
-            other_when, other_seq, other = entries[position]
-            if abs(other_when - when) > NEIGHBOUR_WINDOW_SECONDS:
+        if not 0 <= position < len(entries):
+            return None
+        other_when, other_seq, other = entries[position]
+        if other_when == when and not (seq and other_seq):
+            if step < 0:
+                position = bisect.bisect_left(entries, (when,)) - 1
+            else:
+                position = bisect.bisect_left(entries, (when + 1,))
+            if not 0 <= position < len(entries):
                 return None
-            if other_when != when or (seq and other_seq):
-                return position, other
-            position += step
-        return None
+            other_when, _, other = entries[position]
+        if abs(other_when - when) > NEIGHBOUR_WINDOW_SECONDS:
+            return None
+        return position, other
 
     def __len__(self) -> int:
         return len(self._placed)

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from dakera_server.engine.events.bus import EventBus
+from dakera_server.engine.ops.cluster_shared import SharedCluster
 from dakera_server.errors import InvalidInput
 from dakera_server.storage.base import Op, Store
 
@@ -91,6 +92,7 @@ class Maintenance:
         duration_minutes: Any = None,
         node_ids: Any = None,
         node_id: str,
+        all_nodes: list[str] | None = None,
     ) -> dict[str, Any]:
         """Turn maintenance on (persisted, audited)."""
         if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS):
@@ -103,9 +105,15 @@ class Maintenance:
             or not 1 <= duration_minutes <= 525_600
         ):
             raise InvalidInput("'duration_minutes' must be a whole number from 1 to 525600")
+        nodes = all_nodes or [node_id]
         if node_ids is not None:
-            if not isinstance(node_ids, list) or any(n != node_id for n in node_ids):
-                raise InvalidInput(f"this server has one node, '{node_id}'")
+            if not isinstance(node_ids, list) or set(node_ids) != set(nodes):
+                if len(nodes) == 1:
+                    raise InvalidInput(f"this server has one node, '{node_id}'")
+                raise InvalidInput(
+                    "maintenance applies to every node sharing the store: "
+                    f"{', '.join(sorted(nodes))} (leave 'node_ids' out)"
+                )
         now = int(self.clock())
         self.enabled = True
         self.reason = reason
@@ -114,7 +122,7 @@ class Maintenance:
         self.reject_requests = reject_requests
         self._save()
         self.events.emit("maintenance_enabled", reason=reason, details=self.status())
-        return {"success": True, **self.status(), "nodes": [node_id]}
+        return {"success": True, **self.status(), "nodes": sorted(nodes)}
 
     def disable(self, force: Any = None) -> dict[str, Any]:
         """Turn maintenance off (persisted, audited)."""
@@ -130,16 +138,36 @@ class Maintenance:
 
 
 class Cluster:
-    """This node, described as the one-node cluster it is."""
+    """This node, described as the one-node cluster it is; on a store shared by several nodes
+    (``peers`` set by the engine), the nodes that heartbeat into it (``cluster_shared.py``)."""
 
     def __init__(self, version: str, started_at: float, clock: Callable[[], float]) -> None:
         self.version = version
         self.started_at = started_at
         self.clock = clock
         self.node_id = socket.gethostname() or "node-1"
+        # Set by the engine on a shared store: every node's last heartbeat (storage
+        # ``Store.nodes``), and why the store is not serving now (None: it is).
+        self.peers: Callable[[], list[dict[str, Any]] | None] = lambda: None
+        self.store_problem: Callable[[], str | None] = lambda: None
+
+    def shared(self) -> SharedCluster | None:
+        """The shared-store view, or None for the embedded one-node server."""
+        if self.peers() is None and self.store_problem() is None:
+            return None
+        return SharedCluster(self)
+
+    def member_ids(self) -> list[str]:
+        """The nodes maintenance mode applies to: this one, or every live one sharing the
+        store."""
+        shared = self.shared()
+        return [self.node_id] if shared is None else shared.live()
 
     def status(self, *, total_vectors: int, namespace_count: int) -> dict[str, Any]:
         """``GET /v1/admin/cluster/status``."""
+        shared = self.shared()
+        if shared is not None:
+            return shared.status(total_vectors=total_vectors, namespace_count=namespace_count)
         return {
             "cluster_id": f"standalone-{self.node_id}",
             "mode": "standalone",
@@ -155,7 +183,10 @@ class Cluster:
         }
 
     def nodes(self, *, vector_count: int, memory_bytes: int) -> list[dict[str, Any]]:
-        """``GET /v1/admin/cluster/nodes``: this node only."""
+        """``GET /v1/admin/cluster/nodes``: this node only (every node on a shared store)."""
+        shared = self.shared()
+        if shared is not None:
+            return shared.nodes(vector_count=vector_count, memory_bytes=memory_bytes)
         now = int(self.clock())
         return [
             {
@@ -174,6 +205,9 @@ class Cluster:
 
     def replication(self) -> dict[str, Any]:
         """``GET /v1/admin/cluster/replication``: no replicas (one node holds the data)."""
+        shared = self.shared()
+        if shared is not None:
+            return shared.replication()
         return {
             "replication_factor": 1,
             "healthy_replicas": 1,
@@ -184,6 +218,9 @@ class Cluster:
 
     def shards(self, *, namespaces: int, vectors: int) -> dict[str, Any]:
         """``GET /v1/admin/cluster/shards``: one shard holding every namespace."""
+        shared = self.shared()
+        if shared is not None:
+            return shared.shards(namespaces=namespaces, vectors=vectors)
         return {
             "shards": [
                 {

@@ -73,15 +73,18 @@ class MetricsHistory:
         self._lock = threading.Lock()
         self.origin = int(clock())
         self.last_snapshot_at: int | None = None
+        # Where this registry's snapshots are kept: ``ops.metrics.<s>``; on a store shared by
+        # several nodes the engine sets ``ops.metrics.<node>.`` so each node has its history.
+        self.prefix = PREFIX
 
     # ------------------------------------------------------------------ persistence
     def load(self) -> int:
         """Read the snapshot index and restore the newest one; returns how many exist."""
         rows: dict[int, bytes] = {}
         for row in self.store.iter_rows("meta"):
-            if row.key.startswith(PREFIX):
+            if row.key.startswith(self.prefix):
                 try:
-                    rows[int(row.key[len(PREFIX) :])] = row.payload
+                    rows[int(row.key[len(self.prefix) :])] = row.payload
                 except ValueError:
                     continue
             elif row.key == ORIGIN_KEY:
@@ -112,8 +115,8 @@ class MetricsHistory:
             for stamp in gone:
                 self._rows.pop(stamp, None)
         self.store.write(
-            [Op.put("meta", f"{PREFIX}{now}", payload)]
-            + [Op.delete("meta", f"{PREFIX}{stamp}") for stamp in gone]
+            [Op.put("meta", f"{self.prefix}{now}", payload)]
+            + [Op.delete("meta", f"{self.prefix}{stamp}") for stamp in gone]
         )
         self.last_snapshot_at = now
         return now

@@ -26,6 +26,8 @@ object, so the query parser is never used and no user text can make a search rai
 from __future__ import annotations
 
 import bisect
+import ctypes
+import ctypes.util
 import logging
 import math
 import threading
@@ -34,6 +36,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
 import tantivy
 
 __all__ = ["ENGLISH_STOP_WORDS", "FullTextIndex", "FullTextStats", "analyze"]
@@ -62,9 +65,18 @@ BULK_DOCS = 1000  # an upsert this large commits synchronously instead of using 
 WRITER_HEAP_BYTES = 32_000_000
 MAX_TOKEN_CHARS = 40
 MAX_QUERY_TERMS = 256  # distinct terms kept from a query: bounds the cost of pasted essays
+MAX_TIED_EXTRA = 1_000  # hits tied with the k-th read past it, so ties rank by id
 
-_K1 = 1.2
-_B = 0.75
+# Tantivy scores in 32-bit floats; the overlay does every step in them too, in tantivy's order
+# (query/bm25.rs), so a document scores the same bits before and after its commit. In 64-bit
+# floats the two differed in the seventh digit, enough to swap near-tied recall results
+# depending on whether a search came before or after a commit (a restored server's first
+# queries, with all its documents still in the overlay).
+_F32 = np.float32
+_K1 = _F32(1.2)
+_B = _F32(0.75)
+_ONE = _F32(1.0)
+_HALF = _F32(0.5)
 _ANALYZER_NAME = "dakera_en"
 
 
@@ -109,8 +121,28 @@ def _quantised_length(length: int) -> int:
     return _FIELDNORMS[bisect.bisect_right(_FIELDNORMS, length) - 1]
 
 
-def _idf(doc_freq: int, doc_count: int) -> float:
-    return math.log(1.0 + (doc_count - doc_freq + 0.5) / (doc_freq + 0.5))
+def _load_logf() -> Callable[[float], float]:
+    """The C library's ``logf``: the function tantivy's ``f32::ln`` calls (it links the
+    system libm). glibc's ``logf`` is not correctly rounded: the 64-bit log cut to 32 bits
+    differed from it by one unit in the last place for 10 of the first 50 idf values, which
+    reordered tied documents before and after a commit."""
+    name = ctypes.util.find_library("m")
+    try:
+        logf = ctypes.CDLL(name).logf if name else None
+    except OSError:
+        logf = None
+    if logf is None:  # no C libm (not a Linux/glibc host): the nearest thing
+        return math.log
+    logf.restype, logf.argtypes = ctypes.c_float, [ctypes.c_float]
+    return logf
+
+
+_LOGF = _load_logf()
+
+
+def _idf(doc_freq: int, doc_count: int) -> np.float32:
+    x = (_F32(doc_count - doc_freq) + _HALF) / (_F32(doc_freq) + _HALF)
+    return _F32(_LOGF(float(_ONE + x)))
 
 
 @dataclass(frozen=True)
@@ -358,7 +390,7 @@ class FullTextIndex:
             searcher, overlay, overlay_lengths, doc_count, total_terms, allow
         )
         results.extend(self._search_committed(searcher, schema, terms, k, allow))
-        results.sort(key=lambda hit: -hit[1])
+        results.sort(key=lambda hit: (-hit[1], hit[0]))  # ties by id: one order either way
         return results[:k]
 
     def _score_overlay(
@@ -372,19 +404,22 @@ class FullTextIndex:
     ) -> list[tuple[str, float]]:
         if not overlay or doc_count == 0 or total_terms == 0:
             return []
-        average = total_terms / doc_count
-        scores: dict[int, float] = {}
-        for term, postings in overlay.items():
+        average = _F32(total_terms) / _F32(doc_count)
+        scores: dict[int, np.float32] = {}
+        for term, postings in overlay.items():  # query-term order: tantivy's sum order
             doc_freq = min(doc_count, searcher.doc_freq("body", term) + len(postings))
-            weight = _idf(doc_freq, doc_count) * (1.0 + _K1)
+            weight = _idf(doc_freq, doc_count) * (_ONE + _K1)
             for key, freq in postings:
-                norm = _K1 * (1.0 - _B + _B * _quantised_length(lengths[key]) / average)
-                scores[key] = scores.get(key, 0.0) + weight * freq / (freq + norm)
+                fieldnorm = _F32(_quantised_length(lengths[key]))
+                norm = _K1 * (_ONE - _B + _B * fieldnorm / average)
+                tf = _F32(freq)
+                score = weight * (tf / (tf + norm))
+                scores[key] = scores[key] + score if key in scores else score
         out = []
         for key, score in scores.items():
             id_ = self._id_of.get(key)
             if id_ is not None and (allow is None or allow(id_)):
-                out.append((id_, score))
+                out.append((id_, float(score)))
         return out
 
     def _search_committed(
@@ -405,18 +440,23 @@ class FullTextIndex:
         )
         out: list[tuple[str, float]] = []
         offset, page = 0, max(2 * k, 32)
+        kth: float | None = None  # the k-th surviving score, once reached
         # Hits of replaced or deleted versions (not yet committed away) and hits ``allow``
-        # rejects are skipped, so page on until k survive or the matches run out.
+        # rejects are skipped, so page on until k survive or the matches run out. Hits tied
+        # with the k-th are read too (up to a bound): tantivy breaks ties by its own document
+        # order, the caller by id, and the overlay cannot know tantivy's order.
         while True:
             hits = searcher.search(query, limit=page, count=False, offset=offset).hits
             keys = searcher.fast_field_values("key", [address for _, address in hits])
             for (score, _), key in zip(hits, keys, strict=True):
+                if kth is not None and (score < kth or len(out) >= k + MAX_TIED_EXTRA):
+                    return out
                 id_ = self._id_of.get(key) if isinstance(key, int) else None
                 if id_ is None or (allow is not None and not allow(id_)):
                     continue
                 out.append((id_, float(score)))
                 if len(out) == k:
-                    return out
+                    kth = score
             if len(hits) < page:
                 return out
             offset += page

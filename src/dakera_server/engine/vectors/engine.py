@@ -77,6 +77,14 @@ def not_found(name: str) -> NamespaceNotFound:
     return NamespaceNotFound(f"namespace '{name}' not found", resource="namespace")
 
 
+def _nothing(_name: str) -> None:
+    """Default ``follow``: a store of one process has nothing to catch up with."""
+
+
+def _everything() -> None:
+    """Default ``follow_all``."""
+
+
 class NamespaceEngine:
     """Every data namespace of the server, their writes, and their persistence."""
 
@@ -111,6 +119,10 @@ class NamespaceEngine:
         self.admit: Callable[[str, int, int, int | None, Callable[[], Iterable[int]]], None] = (
             lambda *_args: None
         )
+        # Set by the follower on a store shared by several nodes (engine/follow): catch up one
+        # namespace, or all of them, with what other nodes committed, before using it.
+        self.follow: Callable[[str], None] = _nothing
+        self.follow_all: Callable[[], None] = _everything
 
     # ------------------------------------------------------------------ lifecycle
     def load(self) -> int:
@@ -133,6 +145,17 @@ class NamespaceEngine:
             )
             self._snapshotter.start()
         return total
+
+    def reset(self) -> None:
+        """Stop the snapshot writer and forget every namespace without snapshotting it (the
+        store's contents were replaced underneath: a restore); ``load`` starts afresh."""
+        self._stop.set()
+        if self._snapshotter is not None:
+            self._snapshotter.join()
+            self._snapshotter = None
+        self._stop.clear()
+        with self._lock:
+            self._namespaces = {}
 
     def close(self) -> None:
         """Stop the snapshot writer and snapshot every namespace that changed."""
@@ -180,11 +203,39 @@ class NamespaceEngine:
         row = self.store.get_row("vectors", record_id, name)
         return None if row is None else row.vector
 
+    def reload(self, name: str) -> None:
+        """Read namespace ``name`` again from the store (another node changed it): the new
+        object replaces the held one, which is marked deleted so a write that holds it retries
+        on the new one; a namespace no longer stored is dropped.
+
+        The rows are read and the object swapped under the held namespace's lock, the one its
+        local writers hold from commit to applying: a local write can then not commit between
+        the read and the swap and be lost from the cache (seen on PostgreSQL as a bulk update
+        missing from the very next query). A namespace not held yet may be being created here:
+        its creator holds the creation lock from commit to adding it."""
+        with self._lock:
+            held = self._namespaces.get(name)
+        with held.lock if held is not None else self._create_lock:
+            row = self.store.get_row("namespaces", name)
+            info = None if row is None else NamespaceInfo.from_payload(row.payload)
+            fresh = None
+            if info is not None:
+                # No snapshot: its revision may have been claimed by two nodes writing at once.
+                fresh = load_namespace(self.store, None, self._new_namespace(info))
+            with self._lock:
+                old = self._namespaces.pop(name, None)
+                if fresh is not None:
+                    self._namespaces[name] = fresh
+            if old is not None:
+                with old.lock:
+                    old.deleted = True
+
     # ------------------------------------------------------------------ lookups
     def get(self, caller: Caller, name: str) -> VectorNamespace:
         """A data namespace the caller may see; 404 otherwise (missing and hidden look alike)."""
         if not isinstance(name, str) or not caller.can_see(name):
             raise not_found(str(name))
+        self.follow(name)
         with self._lock:
             namespace = self._namespaces.get(name)
         if namespace is None:
@@ -204,6 +255,7 @@ class NamespaceEngine:
 
     def names(self, caller: Caller) -> dict[str, str]:
         """Visible namespaces → kind (``data`` or ``agent``), sorted by name."""
+        self.follow_all()
         with self._lock:
             data = [n for n in self._namespaces if caller.can_see(n)]
         kinds = dict.fromkeys(data, "data")
@@ -388,6 +440,7 @@ class NamespaceEngine:
         for _ in range(3):
             if not caller.can_see(name):
                 raise not_found(name)
+            self.follow(name)
             with self._lock:
                 namespace = self._namespaces.get(name)
             if namespace is None:

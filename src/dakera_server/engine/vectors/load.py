@@ -50,9 +50,10 @@ def snapshot_of(namespace: VectorNamespace) -> IndexSnapshot | None:
 
 
 def load_namespace(
-    store: Store, snapshots: SnapshotStore, namespace: VectorNamespace
+    store: Store, snapshots: SnapshotStore | None, namespace: VectorNamespace
 ) -> VectorNamespace:
-    """Fill the (new, empty) ``namespace`` from the store and its snapshot; returns it."""
+    """Fill the (new, empty) ``namespace`` from the store and its snapshot (``None``: rebuild
+    the index from the rows); returns it."""
     info = namespace.info
     blobs: dict[str, bytes] = {}
     texts: list[tuple[str, str]] = []
@@ -71,11 +72,11 @@ def load_namespace(
 
 
 def _restore_index(
-    namespace: VectorNamespace, blobs: dict[str, bytes], snapshots: SnapshotStore
+    namespace: VectorNamespace, blobs: dict[str, bytes], snapshots: SnapshotStore | None
 ) -> VectorIndex:
     info = namespace.info
     assert info.dimension is not None
-    snapshot = snapshots.load(info.name)
+    snapshot = None if snapshots is None else snapshots.load(info.name)
     if snapshot is not None:
         index = _from_snapshot(namespace, snapshot, blobs)
         if index is not None:

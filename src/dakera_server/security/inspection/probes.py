@@ -166,10 +166,10 @@ def _bare_sensitive(segment: str) -> bool:
 
 
 def _looks_like_file(segment: str) -> bool:
-    """A bare name counts only in a file's spelling: an extension, a dot or a backup suffix
-    (``wp-config-php.bak``, ``.htpasswd``, ``id_rsa``), never a plain word like ``shadow``."""
-    stem = _file_stem(segment)
-    return segment != stem or stem in ("idrsa", "iddsa", "idecdsa", "ided25519")
+    """A bare name counts only in a file's spelling: an extension, a dot, a separator or a
+    backup suffix (``wp-config-php.bak``, ``.htpasswd``, ``id_rsa``), never a plain word like
+    ``shadow`` or ``idecdsa`` (the property test wrote ``aaa/idecdsa``, a tag, not a key file)."""
+    return segment != _file_stem(segment)
 
 
 def _numeric_host(host: str) -> tuple[ipaddress.IPv4Address, bool, int] | None:

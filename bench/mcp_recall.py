@@ -12,8 +12,8 @@ whole middleware stack (``AsgiDispatcher``). The difference is what checking a t
 as REST costs; a trivial route dispatched the same way shows that fixed cost without the
 embedding's variance.
 
-    .venv/bin/python bench/mcp.py                     # 300 recalls per side, 200 memories
-    .venv/bin/python bench/mcp.py --requests 100      # quick run
+    .venv/bin/python bench/mcp_recall.py                     # 300 recalls per side, 200 memories
+    .venv/bin/python bench/mcp_recall.py --requests 100      # quick run
 """
 
 from __future__ import annotations
@@ -29,14 +29,10 @@ import tempfile
 import time
 from pathlib import Path
 
-# Run as a script, this file's folder leads sys.path and this module would shadow the SDK
-# package of the same name: drop the folder before importing it.
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-import httpx  # noqa: E402
-import httpx2  # noqa: E402
-from mcp import Client  # noqa: E402
-from mcp.client.streamable_http import streamable_http_client  # noqa: E402
+import httpx
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 
 ROOT = "0123456789abcdef" * 4  # 256 bits, so the server does not warn about it
 BIN = Path(sys.executable).parent / "dakera-server"
