@@ -55,12 +55,13 @@ def test_create_get_list_configure_delete(client: DakeraClient, ns: str) -> None
 def test_delete_answers_the_count_and_removes_the_data_for_good(
     http: httpx.Client, ns: str
 ) -> None:
-    http.post(
+    upserted = http.post(
         f"/v1/namespaces/{ns}/vectors",
         json={"vectors": [{"id": f"v{i}", "values": [float(i), 1.0]} for i in range(5)]},
     )
+    assert upserted.status_code == 200, upserted.text
     answer = http.delete(f"/v1/namespaces/{ns}")
-    assert answer.status_code == 200
+    assert answer.status_code == 200, answer.text
     assert answer.json() == {"namespace": ns, "deleted": True, "vectors_deleted": 5}
     # Re-created under the same name, it starts empty (even with another dimension).
     again = http.post("/v1/namespaces", json={"name": ns, "dimension": 3})

@@ -82,6 +82,25 @@ def test_namespace_vectors_written_on_one_node_are_queried_on_the_other(
     assert a.get("/v1/namespaces/shared-ns").status_code == 404
 
 
+def test_a_namespace_written_then_deleted_at_once_on_one_node_is_deleted(
+    nodes: tuple[httpx.Client, httpx.Client],
+) -> None:
+    """The notice of a node's own write used to race the write's cursor update: the
+    follower then reloaded the namespace and swapped out the object the next request was
+    deleting, which answered 404 for a namespace that existed (about one CI run in two)."""
+    a, _ = nodes
+    for i in range(40):
+        name = f"own-write-{i}"
+        upsert = a.post(
+            f"/v1/namespaces/{name}/vectors",
+            json={"vectors": [{"id": "v", "values": [1.0, 0.5]}]},
+        )
+        assert upsert.status_code == 200, upsert.text
+        deleted = a.delete(f"/v1/namespaces/{name}")
+        assert deleted.status_code == 200, (i, deleted.text)
+        assert deleted.json()["vectors_deleted"] == 1
+
+
 def test_a_key_made_on_a_works_on_b_and_revoked_on_a_is_refused_on_b(
     nodes: tuple[httpx.Client, httpx.Client],
 ) -> None:

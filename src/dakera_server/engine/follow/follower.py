@@ -167,11 +167,17 @@ class Follower:
     def _lock_of(self, group: str) -> threading.Lock | threading.RLock:
         """An agent group catches up under the agent's own lock (the one its local writers and
         recalls hold, and may hold when they ask for a catch-up: one lock, no ordering to get
-        wrong); a namespace group under a lock of its own."""
+        wrong); a namespace group under the namespace's lock, or while it is not held under the
+        lock its creator holds. Either way a local writer holds that lock from its commit to
+        moving the cursor, so a notice of the node's own write that arrives first waits, then
+        finds the cursor moved, instead of reloading the namespace and swapping out the object
+        a request is about to delete (a 404 for a namespace that exists, seen in CI)."""
         if group.startswith(AGENT):
             agent = self.memories.held(group[len(AGENT) :], create=True)
             assert agent is not None
             return agent.lock
+        if group.startswith(NAMESPACE):
+            return self.namespaces.writer_lock(group[len(NAMESPACE) :])
         with self._cursor_lock:
             lock = self._group_locks.get(group)
             if lock is None:

@@ -110,7 +110,7 @@ class NamespaceEngine:
         self.snapshot_interval = snapshot_interval
         self._namespaces: dict[str, VectorNamespace] = {}
         self._lock = threading.Lock()  # guards the dict
-        self._create_lock = threading.Lock()  # one namespace creation at a time
+        self._create_lock = threading.RLock()  # one namespace creation at a time
         self._stop = threading.Event()
         self._snapshotter: threading.Thread | None = None
         # Set by the engine (quotas): ``admit(namespace, existing, added, dimension,
@@ -246,6 +246,13 @@ class NamespaceEngine:
                 )
             raise not_found(name)
         return namespace
+
+    def writer_lock(self, name: str) -> threading.RLock:
+        """The lock a local writer of ``name`` holds from its commit to its index update: the
+        namespace's own, or the creation lock while no namespace of that name is held."""
+        with self._lock:
+            held = self._namespaces.get(name)
+        return held.lock if held is not None else self._create_lock
 
     def held(self, name: str) -> VectorNamespace | None:
         """The data namespace held under ``name`` (no visibility check: for the server's own
@@ -403,27 +410,29 @@ class NamespaceEngine:
     def delete(self, caller: Caller, name: str) -> int:
         """Delete a namespace, its records, indexes and snapshot for good; returns how many
         vectors it held."""
-        namespace = self.get(caller, name)
-        with namespace.lock:
-            if namespace.deleted:
-                raise not_found(name)
-            count = namespace.vector_count()
-            self.store.write(
-                [
-                    Op.delete_group("vectors", name),
-                    Op.delete_group("representations", name),  # engine/records
-                    Op.delete("namespaces", name),
-                ]
-            )
-            namespace.deleted = True
-            with self._lock:
-                self._namespaces.pop(name, None)
-            namespace.text.clear()
-            namespace.records.clear()
-            namespace.index = None
-        self.snapshots.remove(name)
-        self.events.emit("namespace_deleted", namespace=name)
-        return count
+        for _ in range(3):
+            namespace = self.get(caller, name)  # 404 when it is gone for good
+            with namespace.lock:
+                if namespace.deleted:
+                    continue  # replaced meanwhile by a reload from the store: look again
+                count = namespace.vector_count()
+                self.store.write(
+                    [
+                        Op.delete_group("vectors", name),
+                        Op.delete_group("representations", name),  # engine/records
+                        Op.delete("namespaces", name),
+                    ]
+                )
+                namespace.deleted = True
+                with self._lock:
+                    self._namespaces.pop(name, None)
+                namespace.text.clear()
+                namespace.records.clear()
+                namespace.index = None
+            self.snapshots.remove(name)
+            self.events.emit("namespace_deleted", namespace=name)
+            return count
+        raise Unavailable("the namespace changed while deleting it; retry")
 
     # ------------------------------------------------------------------ record writes
     def write(
