@@ -31,6 +31,7 @@ from dakera_server.engine.follow.pruning import ChangeLogPruner
 from dakera_server.engine.keys.store import KeyStore
 from dakera_server.engine.memory.engine import MemoryEngine
 from dakera_server.engine.memory.models import Memory
+from dakera_server.engine.vectors.catchup import apply_changed_rows
 from dakera_server.engine.vectors.engine import NamespaceEngine
 from dakera_server.errors import Unavailable
 from dakera_server.storage.base import Change, ChangeListener, ChangeLog, GroupCommit
@@ -208,7 +209,11 @@ class Follower:
     def _apply(self, group: str, changes: list[Change]) -> None:
         self.applied += len(changes)
         if group.startswith(NAMESPACE):
-            self._reload(group)
+            held = self.namespaces.held(group[len(NAMESPACE) :])
+            # Row by row when it can (a foreign one-vector upsert used to rebuild the whole
+            # index); the whole namespace otherwise. The namespace's lock is held here.
+            if held is None or not apply_changed_rows(self.namespaces.store, held, changes):
+                self._reload(group)
             return
         if group.startswith(AGENT):
             agent_id = group[len(AGENT) :]

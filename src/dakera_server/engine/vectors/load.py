@@ -26,7 +26,7 @@ from dakera_server.engine.ann.snapshots import IndexSnapshot, SnapshotStore
 from dakera_server.engine.vectors.namespace import VectorNamespace, VectorRecord
 from dakera_server.storage.base import Store
 
-__all__ = ["load_namespace", "snapshot_of"]
+__all__ = ["load_namespace", "snapshot_of", "stored_matrix"]
 
 logger = logging.getLogger("dakera_server.vectors")
 
@@ -84,7 +84,7 @@ def _restore_index(
         logger.warning("index snapshot of a namespace did not match the store; rebuilding")
     started = time.perf_counter()
     index = namespace.new_index(info.dimension, info.distance)
-    ids, matrix = _matrix(list(blobs), blobs, info.dimension)
+    ids, matrix = stored_matrix(list(blobs), blobs, info.dimension)
     if ids:
         index.upsert(ids, matrix)
     namespace.snapshot_revision = -1
@@ -124,7 +124,7 @@ def _from_snapshot(
         if record.has_vector and (record.rev > snapshot.revision or record.id not in known)
     ]
     if changed:
-        ids, matrix = _matrix(changed, blobs, info.dimension)
+        ids, matrix = stored_matrix(changed, blobs, info.dimension)
         if len(ids) != len(changed):
             return None
         index.upsert(ids, matrix)
@@ -134,7 +134,7 @@ def _from_snapshot(
     return index
 
 
-def _matrix(
+def stored_matrix(
     ids: list[str], blobs: dict[str, bytes], dimension: int
 ) -> tuple[list[str], np.ndarray]:
     """Stored vectors of ``ids`` as one float32 matrix; a blob of the wrong size is skipped."""
