@@ -107,7 +107,7 @@ def _start_background(engine: Engine, stop: threading.Event) -> threading.Thread
         engine.load()
         while not stop.wait(FLUSH_INTERVAL_SECONDS):
             try:
-                engine.memories.flush_access_stats()
+                engine.memories.counters.flush()
             except DakeraError as exc:  # a store that is down now may be back next time
                 logger.warning("access statistics not persisted: %s", exc.message)
             engine.keys.maintain()

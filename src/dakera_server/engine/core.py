@@ -428,7 +428,7 @@ class Engine:
             except DakeraError as exc:
                 logger.warning("heartbeat row not removed: %s", exc.message)
         self.graph.close()  # a start-up entity backfill still running stops
-        self.memories.flush_access_stats()
+        self.memories.counters.flush()
         self.memories.save_snapshots()
         self.namespaces.close()
         self.keys.usage.flush()

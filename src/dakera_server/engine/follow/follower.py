@@ -272,11 +272,11 @@ class Follower:
                 present.append(memory)
                 held = agent.memories.get(key)
                 if held is not None:
-                    self.memories.carry_counters(held, memory)
+                    self.memories.counters.carry(held, memory)
                 if held is not None and held.content == memory.content:
                     indexed = agent.vectors.get_vector(key)
                     if indexed is not None and np.array_equal(indexed, vector):
-                        # Always the new object: ``carry_counters`` made it the one to flush.
+                        # Always the new object: ``AccessCounters.carry`` made it the one to flush.
                         agent.replace_text(memory, None)
                         continue
                 changed.append(memory)

@@ -21,21 +21,25 @@ from dakera_server.engine.access import Caller, agent_namespace
 from dakera_server.engine.ann.snapshots import SnapshotStore
 from dakera_server.engine.events.bus import EventBus
 from dakera_server.engine.memory.agents import AgentMemories
+from dakera_server.engine.memory.counters import AccessCounters
 from dakera_server.engine.memory.decay import DEFAULT_DECAY_POLICY, DecayPolicy
+from dakera_server.engine.memory.loading import load_agents, save_agent_snapshots
 from dakera_server.engine.memory.models import Memory
-from dakera_server.engine.memory.snapshots import restore_agent_index, save_agent_index
+from dakera_server.engine.memory.owners import MemoryOwners
 from dakera_server.engine.memory.writes import (
     NewMemory,
     StoreOutcome,
     Truncation,
     apply_changes,
+    check_batch,
+    truncations_of,
     validate_new,
 )
 from dakera_server.engine.rules import (
     check_importance,
 )
 from dakera_server.engine.text.embedding import EmbeddingProvider
-from dakera_server.errors import InvalidInput, MemoryNotFound, NamespaceAccessDenied
+from dakera_server.errors import InvalidInput, MemoryNotFound
 from dakera_server.storage.base import Op, Store
 
 __all__ = ["Clock", "MemoryEngine"]
@@ -76,13 +80,9 @@ class MemoryEngine:
         self.clock = clock
         self.events = events if events is not None else EventBus(clock)
         self._agents: dict[str, AgentMemories] = {}
-        self._owners: dict[str, set[str]] = {}
+        self.owners = MemoryOwners()
         self._agents_lock = threading.Lock()
-        self._dirty: dict[tuple[str, str], Memory] = {}
-        self._dirty_lock = threading.Lock()
-        # Held by a whole flush (collect and write) and by ``reset``: once a reset returned,
-        # no flush of statistics taken before it can still reach the store (a restore).
-        self._flush_lock = threading.Lock()
+        self.counters = AccessCounters(self)  # recall hits not written yet
         # Set by the engine: where agent index snapshots live (None: always rebuild).
         self.snapshots: SnapshotStore | None = None
         # Set by the lifecycle engine: the decay curve that applies to a memory (recall ranking).
@@ -112,70 +112,20 @@ class MemoryEngine:
     # ----------------------------------------------------------------- loading
     def load(self) -> int:
         """Rebuild every agent's indexes from the store; returns the number of memories."""
-        by_agent: dict[str, list[tuple[Memory, bytes | None]]] = {}
-        for row in self.storage.iter_rows("memories"):
-            memory = Memory.from_payload(row.payload)
-            by_agent.setdefault(memory.agent_id, []).append((memory, row.vector))
-        total = 0
-        dim = self.embedder.dimension
-        for agent_id, rows in by_agent.items():
-            memories = [m for m, _ in rows]
-            vectors = np.zeros((len(rows), dim), dtype=np.float32)
-            stale: list[int] = []
-            for index, (_, blob) in enumerate(rows):
-                if blob is not None and len(blob) == dim * 4:
-                    vectors[index] = np.frombuffer(blob, dtype=np.float32)
-                else:
-                    stale.append(index)
-            if stale:
-                # The embedding model changed since these were stored: embed them again, once.
-                fresh = self.embedder.embed([memories[i].content for i in stale]).vectors
-                vectors[stale] = fresh
-                self.storage.write([self._put_op(memories[i], vectors[i]) for i in stale])
-            agent = self._agent(agent_id, create=True)
-            restored = None
-            if self.snapshots is not None and len(memories) >= self.exact_threshold:
-                blobs = {m.id: vectors[i].tobytes() for i, m in enumerate(memories)}
-                restored = restore_agent_index(self.snapshots, agent_id, dim, blobs)
-            if restored is None:
-                # No snapshot is written here: the HNSW graph is built in the background after
-                # this returns, so one taken now would hold only the exact segment (rebuilt from
-                # the store as fast as it is read) and cost seconds behind the indexer's lock.
-                agent.put_many(memories, vectors)
-            else:
-                agent.adopt(memories, restored)
-            for memory in memories:
-                self._owners.setdefault(memory.id, set()).add(agent_id)
-            total += len(memories)
-        return total
+        return load_agents(self)
 
     def reset(self) -> None:
         """Forget every in-memory index and pending access statistic, before ``load`` re-reads
         a store whose contents were replaced underneath (a restore)."""
-        with self._flush_lock:
+        with self.counters.flush_lock:
             with self._agents_lock:
                 self._agents = {}
-                self._owners = {}
-            with self._dirty_lock:
-                self._dirty = {}
+                self.owners.clear()
+            self.counters.clear()
 
     def save_snapshots(self) -> int:
         """Snapshot every agent index big enough for HNSW (at shutdown); returns how many."""
-        if self.snapshots is None:
-            return 0
-        saved = 0
-        with self._agents_lock:
-            agents = [a for a in self._agents.values() if len(a) >= self.exact_threshold]
-        for agent in agents:
-            blobs = {
-                row.key: row.vector
-                for row in self.storage.iter_rows("memories", agent.agent_id)
-                if row.vector is not None
-            }
-            with agent.lock:
-                save_agent_index(self.snapshots, agent.agent_id, agent.vectors, blobs)
-            saved += 1
-        return saved
+        return save_agent_snapshots(self)
 
     # ----------------------------------------------------------------- lookups
     def _agent(self, agent_id: str, *, create: bool = False) -> AgentMemories:
@@ -204,10 +154,14 @@ class MemoryEngine:
             self._agent(agent_id, create=True)
         return not known
 
+    def held_agents(self) -> list[AgentMemories]:
+        """Every agent this node holds, without catching up."""
+        with self._agents_lock:
+            return list(self._agents.values())
+
     def counts(self) -> dict[str, int]:
         """How many agents and memories are held (for metrics)."""
-        with self._agents_lock:
-            agents = list(self._agents.values())
+        agents = self.held_agents()
         return {"agents": len(agents), "memories": sum(len(a) for a in agents)}
 
     def agent(self, caller: Caller, agent_id: str) -> AgentMemories | None:
@@ -240,7 +194,7 @@ class MemoryEngine:
                 raise MemoryNotFound(f"memory '{memory_id}' not found", resource="memory")
             return memory
         self.follow_all()
-        holders = sorted(a for a in self._owners.get(memory_id, ()) if caller.can_see_agent(a))
+        holders = sorted(a for a in self.owners.of(memory_id) if caller.can_see_agent(a))
         found = [self.get(caller, memory_id, a) for a in holders]
         if not found:
             raise MemoryNotFound(f"memory '{memory_id}' not found", resource="memory")
@@ -285,29 +239,13 @@ class MemoryEngine:
         them. ``keep_times``: the records' own timestamps and access counts are kept even when
         they replace a memory (an import restoring exported records), instead of the first
         creation time of the one replaced."""
-        seen: set[tuple[str, str]] = set()
-        for memory in memories:
-            if not caller.can_see_agent(memory.agent_id):
-                raise NamespaceAccessDenied(f"this key may not write agent '{memory.agent_id}'")
-            key = (memory.agent_id, memory.id)
-            if key in seen:
-                raise InvalidInput(f"memory id '{memory.id}' appears twice in the batch")
-            seen.add(key)
+        check_batch(caller, memories)
         for check in self.before_store:
             check(memories)
         started = time.perf_counter()
         embedded = self.embedder.embed([m.content for m in memories])
         embedding_ms = (time.perf_counter() - started) * 1000.0
-        truncations = [
-            Truncation(
-                m.id,
-                embedded.content_tokens[i],
-                embedded.embedded_tokens[i],
-                self.embedder.max_tokens,
-            )
-            for i, m in enumerate(memories)
-            if embedded.truncated(i)
-        ]
+        truncations = truncations_of(memories, embedded, self.embedder.max_tokens)
         by_agent: dict[str, list[int]] = {}
         for index, memory in enumerate(memories):
             by_agent.setdefault(memory.agent_id, []).append(index)
@@ -332,13 +270,12 @@ class MemoryEngine:
                     self.embedder.dimension,
                     _metadata_sizes([memories[i] for i in indexes]),
                 )
-            ops = [self._put_op(m, embedded.vectors[i]) for i, m in enumerate(memories)]
+            ops = [self.put_op(m, embedded.vectors[i]) for i, m in enumerate(memories)]
             ops.extend(extra_ops)
             self.storage.write(ops)
             for agent_id, indexes in by_agent.items():
                 agents[agent_id].put_many([memories[i] for i in indexes], embedded.vectors[indexes])
-                for i in indexes:
-                    self._owners.setdefault(memories[i].id, set()).add(agent_id)
+                self.owners.add(agent_id, [memories[i] for i in indexes])
         for memory in memories:
             self.events.emit(
                 "stored",
@@ -364,7 +301,7 @@ class MemoryEngine:
                 memory.access_count = old.access_count
                 memory.seq = old.seq
 
-    def _put_op(self, memory: Memory, vector: npt.NDArray[np.float32] | None) -> Op:
+    def put_op(self, memory: Memory, vector: npt.NDArray[np.float32] | None) -> Op:
         blob = None if vector is None else np.ascontiguousarray(vector, np.float32).tobytes()
         return Op.put(
             "memories", memory.id, memory.to_payload(), group=memory.agent_id, vector=blob
@@ -398,20 +335,17 @@ class MemoryEngine:
                 embedded = self.embedder.embed([updated.content])
             new_vector = None if embedded is None else embedded.vectors[0]
             vector = new_vector if new_vector is not None else agent.vectors.get_vector(memory_id)
-            self.storage.write([self._put_op(updated, vector)])
+            self.storage.write([self.put_op(updated, vector)])
             agent.replace_text(updated, new_vector)
-        truncation = None
-        if embedded is not None and embedded.truncated(0):
-            truncation = Truncation(
-                memory_id,
-                embedded.content_tokens[0],
-                embedded.embedded_tokens[0],
-                self.embedder.max_tokens,
-            )
+        cut = (
+            []
+            if embedded is None
+            else truncations_of([updated], embedded, self.embedder.max_tokens)
+        )
         if new_vector is not None:
             for hook in self.on_indexed:
                 hook([updated], new_vector.reshape(1, -1))
-        return updated, truncation
+        return updated, cut[0] if cut else None
 
     def _apply_changes(self, current: Memory, changes: dict[str, Any], now: int) -> Memory:
         return apply_changes(current, changes, now, max_content_bytes=self.max_content_bytes)
@@ -435,7 +369,7 @@ class MemoryEngine:
                 copy.importance = value
                 copy.updated_at = now
                 updated.append(copy)
-            self.storage.write([self._put_op(m, agent.vectors.get_vector(m.id)) for m in updated])
+            self.storage.write([self.put_op(m, agent.vectors.get_vector(m.id)) for m in updated])
             for memory in updated:
                 agent.replace_text(memory, None)
         for memory in updated:
@@ -460,7 +394,7 @@ class MemoryEngine:
             removed = agent.remove(m.id for m in targets)
         for forgotten in self.on_forgotten:
             forgotten(agent_id, removed)
-        self._disown(agent_id, removed)
+        self.owners.discard(agent_id, removed)
         for memory in removed:
             self.events.emit("forgotten", agent_id=agent_id, memory_id=memory.id)
         return removed
@@ -470,18 +404,9 @@ class MemoryEngine:
     ) -> None:
         """Ownership bookkeeping after the follower reloaded memories another node wrote (no
         hooks run: that node derived and persisted their graph rows and attachments)."""
-        for memory in present:
-            self._owners.setdefault(memory.id, set()).add(agent_id)
-        self._disown(agent_id, [m for m in removed if m.id not in {p.id for p in present}])
-
-    def _disown(self, agent_id: str, removed: Iterable[Memory]) -> None:
-        """Drop ``agent_id`` from the owners of memories it no longer holds."""
-        for memory in removed:
-            owners = self._owners.get(memory.id)
-            if owners is not None:
-                owners.discard(agent_id)
-                if not owners:
-                    self._owners.pop(memory.id, None)
+        self.owners.add(agent_id, present)
+        kept = {p.id for p in present}
+        self.owners.discard(agent_id, [m for m in removed if m.id not in kept])
 
     def apply(
         self,
@@ -504,7 +429,7 @@ class MemoryEngine:
         """
         agent = self._agent(agent_id, create=True)
         vectors = [v if v is not None else agent.vectors.get_vector(m.id) for m, v in put]
-        ops = [self._put_op(m, v) for (m, _), v in zip(put, vectors, strict=True)]
+        ops = [self.put_op(m, v) for (m, _), v in zip(put, vectors, strict=True)]
         ops += [Op.delete("memories", memory_id, group=agent_id) for memory_id in delete]
         fresh = [(m, v) for m, v in put if v is not None]
         with agent.lock:
@@ -516,83 +441,11 @@ class MemoryEngine:
             for memory, vector in put:
                 if vector is None:
                     agent.replace_text(memory, None)
-                self._owners.setdefault(memory.id, set()).add(agent_id)
+            self.owners.add(agent_id, [m for m, _ in put])
             gone = agent.remove(delete)
         for hook in self.on_indexed if fresh else ():
             hook([m for m, _ in fresh], np.stack([v for _, v in fresh]))
         for forgotten in self.on_forgotten if gone else ():
             forgotten(agent_id, gone)
-        self._disown(agent_id, gone)
+        self.owners.discard(agent_id, gone)
         return True
-
-    # -------------------------------------------------------------- access stats
-    def carry_counters(self, held: Memory, fresh: Memory) -> None:
-        """Another node's row of a memory replaces ``held``: the new object keeps this node's
-        counts when they are ahead (the larger of the two: counts are not summed across nodes,
-        docs/scale-out.md) and, if they were not flushed yet, is the one flushed. Without this,
-        a node whose flush came second dropped its own counts as stale."""
-        with self._dirty_lock:
-            fresh.access_count = max(fresh.access_count, held.access_count)
-            fresh.last_accessed_at = max(fresh.last_accessed_at, held.last_accessed_at)
-            key = (fresh.agent_id, fresh.id)
-            if self._dirty.get(key) is held:
-                self._dirty[key] = fresh
-
-    def touch(self, memories: Iterable[Memory]) -> None:
-        """Count a recall hit; persisted by ``flush_access_stats`` (not on the hot path)."""
-        now = int(self.clock())
-        touched = list(memories)
-        with self._dirty_lock:
-            for memory in touched:
-                memory.access_count += 1
-                memory.last_accessed_at = now
-                memory.expires_at = self.extended_expiry(memory, now)
-                self._dirty[(memory.agent_id, memory.id)] = memory
-        for memory in touched:
-            self.events.emit(
-                "recalled",
-                agent_id=memory.agent_id,
-                memory_id=memory.id,
-                importance=memory.importance,
-            )
-
-    def flush_access_stats(self) -> int:
-        """Persist access counters changed since the last flush; returns how many.
-
-        The agents' locks are held from the catch-up to the commit. On a shared store the
-        follower applies changes under those locks, and the commit moves this node's cursor
-        before they are released, so the follower never takes this node's own flush for
-        another node's and swaps the flushed counters over newer ones (one of the causes of
-        recall order differing after a PostgreSQL backup was restored)."""
-        with self._flush_lock, ExitStack() as held:
-            with self._dirty_lock:
-                agents = sorted({agent_id for agent_id, _ in self._dirty})
-            for agent_id in agents:  # one order for every flush: no lock cycle between two
-                holder = self.held(agent_id)
-                if holder is not None:
-                    held.enter_context(holder.lock)
-            for agent_id in agents:
-                # On a shared store: memories another node changed are reloaded first (new
-                # objects that keep this node's counts: ``carry_counters``). A no-op on the
-                # embedded store.
-                self.follow(agent_id)
-            with self._dirty_lock:  # after the catch-up: it may re-point entries
-                dirty, self._dirty = self._dirty, {}
-            ops = []
-            for (agent_id, memory_id), memory in dirty.items():
-                agent = self.held(agent_id)
-                if agent is None or agent.memories.get(memory_id) is not memory:
-                    continue
-                op = self._put_op(memory, agent.vectors.get_vector(memory_id))
-                # ``update``: a memory another node forgot meanwhile is not brought back.
-                ops.append(
-                    Op.update(
-                        "memories",
-                        op.row.key,
-                        op.row.payload,
-                        group=op.row.group,
-                        vector=op.row.vector,
-                    )
-                )
-            self.storage.write(ops)
-            return len(ops)

@@ -266,5 +266,5 @@ def recall(
     outcome.results = scored[:top_k]
     outcome.search_ms = (time.perf_counter() - started) * 1000.0
     if touch:
-        engine.touch(s.memory for s in outcome.results)
+        engine.counters.touch(s.memory for s in outcome.results)
     return outcome

@@ -8,10 +8,11 @@ nothing. ``MemoryEngine`` embeds and commits what they return.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dakera_server.engine.access import Caller
 from dakera_server.engine.memory.models import EVENT_TIME_KEY, Memory
 from dakera_server.engine.rules import (
     MEMORY_TYPES,
@@ -24,7 +25,8 @@ from dakera_server.engine.rules import (
     check_ttl,
     parse_event_time,
 )
-from dakera_server.errors import InvalidInput
+from dakera_server.engine.text.embedding import EmbeddingBatch
+from dakera_server.errors import InvalidInput, NamespaceAccessDenied
 from dakera_server.storage.base import Op
 
 __all__ = [
@@ -77,6 +79,29 @@ class Truncation:
             "tokens_estimated": False,
             "windows": 0,
         }
+
+
+def truncations_of(
+    memories: Sequence[Memory], embedded: EmbeddingBatch, max_tokens: int
+) -> list[Truncation]:
+    """The memories whose content the model read only in part."""
+    return [
+        Truncation(m.id, embedded.content_tokens[i], embedded.embedded_tokens[i], max_tokens)
+        for i, m in enumerate(memories)
+        if embedded.truncated(i)
+    ]
+
+
+def check_batch(caller: Caller, memories: Sequence[Memory]) -> None:
+    """Refuse the whole batch for an agent the key may not write, or an id given twice."""
+    seen: set[tuple[str, str]] = set()
+    for memory in memories:
+        if not caller.can_see_agent(memory.agent_id):
+            raise NamespaceAccessDenied(f"this key may not write agent '{memory.agent_id}'")
+        key = (memory.agent_id, memory.id)
+        if key in seen:
+            raise InvalidInput(f"memory id '{memory.id}' appears twice in the batch")
+        seen.add(key)
 
 
 @dataclass

@@ -44,7 +44,7 @@ class Portability:
             server_version=server_version,
             codec=codec,
             blobs=blobs,
-            before_snapshot=memories.flush_access_stats,
+            before_snapshot=memories.counters.flush,
             clock=clock,
         )
         self.schedule = BackupScheduler(self.backups)
