@@ -20,12 +20,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 import orjson
 
 from dakera_server.engine.access import AGENT_NAMESPACE_PREFIX, Caller
@@ -36,12 +34,17 @@ from dakera_server.engine.memory.engine import Clock, MemoryEngine
 from dakera_server.engine.rules import check_namespace_name
 from dakera_server.engine.text.embedding import EmbeddingProvider
 from dakera_server.engine.vectors.input import check_dimension, check_distance, check_index_type
-from dakera_server.engine.vectors.load import load_namespace, snapshot_of
+from dakera_server.engine.vectors.load import load_namespace
 from dakera_server.engine.vectors.namespace import (
     NamespaceInfo,
     NamespaceView,
     VectorNamespace,
     VectorRecord,
+    WritePlan,
+)
+from dakera_server.engine.vectors.snapshotting import (
+    SNAPSHOT_INTERVAL_SECONDS,
+    NamespaceSnapshotter,
 )
 from dakera_server.errors import (
     DimensionMismatch,
@@ -52,24 +55,9 @@ from dakera_server.errors import (
 )
 from dakera_server.storage.base import CurrentCodec, IdentityCodec, Op, Store
 
-__all__ = ["NamespaceEngine", "NamespaceView", "WritePlan"]
+__all__ = ["NamespaceEngine", "NamespaceView"]
 
 logger = logging.getLogger("dakera_server.vectors")
-
-SNAPSHOT_INTERVAL_SECONDS = 30.0
-SNAPSHOT_MIN_VECTORS = 1000  # smaller namespaces rebuild from the store in well under a second
-
-
-@dataclass
-class WritePlan:
-    """What one write commits (``ops``) and then applies in memory (``apply``)."""
-
-    ops: list[Op]
-    apply: Callable[[], None]
-    count: int
-    op: str = "upserted"
-    dimension: int | None = None
-    result: Any = None
 
 
 def not_found(name: str) -> NamespaceNotFound:
@@ -107,12 +95,10 @@ class NamespaceEngine:
         self.exact_threshold = exact_threshold
         self.clock = clock
         self.snapshots = SnapshotStore(Path(data_dir) / "snapshots", CurrentCodec(store))
-        self.snapshot_interval = snapshot_interval
+        self.snapshotter = NamespaceSnapshotter(self.snapshots, self._held_all, snapshot_interval)
         self._namespaces: dict[str, VectorNamespace] = {}
         self._lock = threading.Lock()  # guards the dict
         self._create_lock = threading.RLock()  # one namespace creation at a time
-        self._stop = threading.Event()
-        self._snapshotter: threading.Thread | None = None
         # Set by the engine (quotas): ``admit(namespace, existing, added, dimension,
         # metadata_sizes)`` runs under the namespace lock before the durable write and raises
         # to refuse it, so a refused batch writes nothing.
@@ -139,60 +125,24 @@ class NamespaceEngine:
             total += len(namespace.records)
             with self._lock:
                 self._namespaces[info.name] = namespace
-        if self.snapshot_interval > 0 and self._snapshotter is None:
-            self._snapshotter = threading.Thread(
-                target=self._snapshot_loop, name="dakera-snapshots", daemon=True
-            )
-            self._snapshotter.start()
+        self.snapshotter.start()
         return total
 
     def reset(self) -> None:
         """Stop the snapshot writer and forget every namespace without snapshotting it (the
         store's contents were replaced underneath: a restore); ``load`` starts afresh."""
-        self._stop.set()
-        if self._snapshotter is not None:
-            self._snapshotter.join()
-            self._snapshotter = None
-        self._stop.clear()
+        self.snapshotter.stop()
         with self._lock:
             self._namespaces = {}
 
     def close(self) -> None:
         """Stop the snapshot writer and snapshot every namespace that changed."""
-        self._stop.set()
-        if self._snapshotter is not None:
-            self._snapshotter.join()
-            self._snapshotter = None
-        self.write_snapshots(force=True)
-
-    def _snapshot_loop(self) -> None:
-        while not self._stop.wait(self.snapshot_interval):
-            try:
-                self.write_snapshots()
-            except OSError:
-                logger.exception("writing index snapshots failed; will retry")
+        self.snapshotter.stop()
+        self.snapshotter.write(force=True)
 
     def write_snapshots(self, *, force: bool = False) -> int:
-        """Snapshot namespaces whose revision moved since their last snapshot; returns how
-        many were written. Without ``force``, namespaces under 1000 vectors are skipped."""
-        with self._lock:
-            namespaces = list(self._namespaces.values())
-        written = 0
-        for namespace in namespaces:
-            if namespace.snapshot_revision == namespace.info.revision:
-                continue
-            if not force and namespace.vector_count() < SNAPSHOT_MIN_VECTORS:
-                continue
-            with namespace.lock:
-                if namespace.deleted:
-                    continue
-                snapshot = snapshot_of(namespace)
-            if snapshot is None:
-                continue
-            self.snapshots.save(snapshot)
-            namespace.snapshot_revision = snapshot.revision
-            written += 1
-        return written
+        """Snapshot namespaces that changed (``NamespaceSnapshotter.write``)."""
+        return self.snapshotter.write(force=force)
 
     def _new_namespace(self, info: NamespaceInfo) -> VectorNamespace:
         return VectorNamespace(
@@ -254,6 +204,10 @@ class NamespaceEngine:
             held = self._namespaces.get(name)
         return held.lock if held is not None else self._create_lock
 
+    def _held_all(self) -> list[VectorNamespace]:
+        with self._lock:
+            return list(self._namespaces.values())
+
     def held(self, name: str) -> VectorNamespace | None:
         """The data namespace held under ``name`` (no visibility check: for the server's own
         bookkeeping, such as quotas and index administration)."""
@@ -275,38 +229,12 @@ class NamespaceEngine:
         if name.startswith(AGENT_NAMESPACE_PREFIX) and caller.can_see(name):
             agent = self.memories.agent(caller, name[len(AGENT_NAMESPACE_PREFIX) :])
             if agent is not None:
-                return NamespaceView(
-                    name=name,
-                    kind="agent",
-                    dimension=self.embedder.dimension,
-                    distance="cosine",
-                    vector_count=len(agent),
-                    search_backend=str(getattr(agent.vectors, "backend", "exact")),
-                    index_pending=int(getattr(agent.vectors, "pending", 0)),
-                    document_count=len(agent),
-                )
-        return self._view(self.get(caller, name))
+                return NamespaceView.of_agent(name, agent.vectors, self.embedder.dimension)
+        return self.get(caller, name).view()
 
     def describe_all(self, caller: Caller) -> list[NamespaceView]:
         """Every visible namespace, data and agent, described."""
         return [self.describe(caller, name) for name in self.names(caller)]
-
-    def _view(self, namespace: VectorNamespace) -> NamespaceView:
-        info = namespace.info
-        return NamespaceView(
-            name=info.name,
-            kind="data",
-            dimension=info.dimension,
-            distance=info.distance,
-            vector_count=namespace.vector_count(),
-            index_type=info.index_type,
-            search_backend=namespace.backend(),
-            index_pending=namespace.index_pending(),
-            document_count=len(namespace.text),
-            encryption=info.encryption,
-            created_at=info.created_at,
-            updated_at=info.updated_at,
-        )
 
     # ------------------------------------------------------------------ namespace writes
     def create(
@@ -353,7 +281,7 @@ class NamespaceEngine:
                     )
                 if dimension is not None and existing.info.dimension is None:
                     self._configure(existing, dimension, existing.info.distance)
-                return self._view(existing), False
+                return existing.view(), False
             now = int(self.clock())
             info = NamespaceInfo.new(
                 name, dimension, metric, now, index_type=kind, encryption=encryption
@@ -363,7 +291,7 @@ class NamespaceEngine:
             with self._lock:
                 self._namespaces[name] = namespace
         self.events.emit("namespace_created", namespace=name, details={"dimension": dimension})
-        return self._view(namespace), True
+        return namespace.view(), True
 
     def configure(
         self, caller: Caller, name: str, dimension: Any, distance: Any = None
@@ -384,7 +312,7 @@ class NamespaceEngine:
                 f"namespace '{name}' has dimension {namespace.info.dimension}, not {dimension}"
             )
         self._configure(namespace, dimension, metric)
-        return self._view(namespace), False
+        return namespace.view(), False
 
     def _configure(self, namespace: VectorNamespace, dimension: int, distance: Metric) -> None:
         with namespace.lock:
@@ -398,11 +326,7 @@ class NamespaceEngine:
                 revision=info.revision + 1,
                 updated_at=int(self.clock()),
             )
-            index = namespace.new_index(dimension, distance)
-            if namespace.index is not None and len(namespace.index):
-                ids = [r.id for r in namespace.records.values() if r.has_vector]
-                rows = [namespace.index.get_vector(i) for i in ids]
-                index.upsert(ids, np.stack([r for r in rows if r is not None]))
+            index = namespace.reindexed(dimension, distance)
             self.store.write([Op.put("namespaces", info.name, updated.to_payload())])
             namespace.info = updated
             namespace.index = index
@@ -528,13 +452,3 @@ class NamespaceEngine:
             Op.put("vectors", record.id, record.to_payload(), group=namespace.name, vector=blob)
             for record, blob in zip(records, vectors, strict=True)
         ]
-
-
-def padded(vectors: npt.NDArray[np.float32], dimension: int) -> npt.NDArray[np.float32]:
-    """Zero-pad embedding rows to ``dimension`` (inner products and cosines are unchanged)."""
-    width = vectors.shape[1]
-    if width == dimension:
-        return vectors
-    out = np.zeros((vectors.shape[0], dimension), dtype=np.float32)
-    out[:, :width] = vectors
-    return out

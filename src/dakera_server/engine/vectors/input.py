@@ -35,6 +35,7 @@ __all__ = [
     "check_text",
     "check_top_k",
     "check_vector_id",
+    "padded",
     "validate_vectors",
 ]
 
@@ -228,3 +229,13 @@ def check_query_vector(value: Any, dimension: int | None, namespace: str, where:
             f"dimension {dimension}"
         )
     return np.asarray(vector, dtype=np.float32)
+
+
+def padded(vectors: npt.NDArray[np.float32], dimension: int) -> npt.NDArray[np.float32]:
+    """Zero-pad embedding rows to ``dimension`` (inner products and cosines are unchanged)."""
+    width = vectors.shape[1]
+    if width == dimension:
+        return vectors
+    out = np.zeros((vectors.shape[0], dimension), dtype=np.float32)
+    out[:, :width] = vectors
+    return out

@@ -30,6 +30,7 @@ import orjson
 from dakera_server.engine.ann import Metric, VectorIndex, create_index
 from dakera_server.engine.text.fulltext import FullTextIndex
 from dakera_server.engine.vectors.filters import MatchAll, Predicate
+from dakera_server.storage.base import Op
 
 __all__ = [
     "DISTANCES",
@@ -38,6 +39,7 @@ __all__ = [
     "NamespaceView",
     "VectorNamespace",
     "VectorRecord",
+    "WritePlan",
 ]
 
 DISTANCES: tuple[Metric, ...] = ("cosine", "euclidean", "dot_product")
@@ -184,6 +186,20 @@ class NamespaceView:
     updated_at: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def of_agent(cls, name: str, vectors: VectorIndex, dimension: int) -> NamespaceView:
+        """An agent's memories seen as a namespace (read-only; memory routes write it)."""
+        return cls(
+            name=name,
+            kind="agent",
+            dimension=dimension,
+            distance="cosine",
+            vector_count=len(vectors),
+            search_backend=str(getattr(vectors, "backend", "exact")),
+            index_pending=int(getattr(vectors, "pending", 0)),
+            document_count=len(vectors),
+        )
+
     def to_wire(self) -> dict[str, Any]:
         """Both the SDK's and the security document's spellings, flat."""
         return {
@@ -241,6 +257,34 @@ class VectorNamespace:
     def new_index(self, dimension: int, distance: Metric) -> VectorIndex:
         """An empty index with this namespace's index kind."""
         return create_index(dimension, distance, exact_threshold=self.threshold)
+
+    def reindexed(self, dimension: int, distance: Metric) -> VectorIndex:
+        """A new index of ``dimension``/``distance`` holding this namespace's vectors (a
+        configure that changes the distance)."""
+        index = self.new_index(dimension, distance)
+        if self.index is not None and len(self.index):
+            ids = [r.id for r in self.records.values() if r.has_vector]
+            rows = [self.index.get_vector(i) for i in ids]
+            index.upsert(ids, np.stack([r for r in rows if r is not None]))
+        return index
+
+    def view(self) -> NamespaceView:
+        """What ``GET /v1/namespaces/{ns}`` reports about it."""
+        info = self.info
+        return NamespaceView(
+            name=info.name,
+            kind="data",
+            dimension=info.dimension,
+            distance=info.distance,
+            vector_count=self.vector_count(),
+            index_type=info.index_type,
+            search_backend=self.backend(),
+            index_pending=self.index_pending(),
+            document_count=len(self.text),
+            encryption=info.encryption,
+            created_at=info.created_at,
+            updated_at=info.updated_at,
+        )
 
     def vector_count(self) -> int:
         """Records that have a vector (live or not yet purged)."""
@@ -312,3 +356,15 @@ class VectorNamespace:
 
 
 WriteKind = Literal["upserted", "deleted"]
+
+
+@dataclass
+class WritePlan:
+    """What one write commits (``ops``) and then applies in memory (``apply``)."""
+
+    ops: list[Op]
+    apply: Callable[[], None]
+    count: int
+    op: str = "upserted"
+    dimension: int | None = None
+    result: Any = None

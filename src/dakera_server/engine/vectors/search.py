@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from dakera_server.engine.access import Caller
 from dakera_server.engine.memory.fusion import minmax, rrf
-from dakera_server.engine.vectors.engine import NamespaceEngine, padded
+from dakera_server.engine.vectors.engine import NamespaceEngine
 from dakera_server.engine.vectors.filters import compile_filter
 from dakera_server.engine.vectors.input import (
     check_distance,
@@ -24,6 +24,7 @@ from dakera_server.engine.vectors.input import (
     check_query_vector,
     check_text,
     check_top_k,
+    padded,
 )
 from dakera_server.engine.vectors.namespace import Allow, VectorNamespace
 from dakera_server.engine.vectors.writes import check_model

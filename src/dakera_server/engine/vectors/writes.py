@@ -16,7 +16,7 @@ import numpy as np
 
 from dakera_server.engine.access import Caller
 from dakera_server.engine.rules import check_metadata, check_ttl
-from dakera_server.engine.vectors.engine import NamespaceEngine, WritePlan, padded
+from dakera_server.engine.vectors.engine import NamespaceEngine
 from dakera_server.engine.vectors.filters import compile_filter
 from dakera_server.engine.vectors.input import (
     NewDocument,
@@ -25,9 +25,10 @@ from dakera_server.engine.vectors.input import (
     check_ids,
     check_text,
     check_vector_id,
+    padded,
     validate_vectors,
 )
-from dakera_server.engine.vectors.namespace import VectorNamespace, VectorRecord
+from dakera_server.engine.vectors.namespace import VectorNamespace, VectorRecord, WritePlan
 from dakera_server.errors import DimensionMismatch, InvalidInput
 from dakera_server.storage.base import Op
 
