@@ -7,13 +7,8 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dakera_server.engine.ops.metrics import (
-    BOUNDS_MS,
-    Histogram,
-    MetricsRegistry,
-    MetricsState,
-    route_kind,
-)
+from dakera_server.engine.ops.metrics import MetricsRegistry, MetricsState, route_kind
+from dakera_server.engine.ops.stats import BOUNDS_MS, Histogram
 
 durations = st.lists(
     st.floats(min_value=0.0, max_value=60_000.0, allow_nan=False), min_size=1, max_size=300

@@ -27,7 +27,7 @@ from starlette.responses import PlainTextResponse, Response
 from dakera_server.api.deps import EngineDep
 from dakera_server.api.scopes import Routes, Scope
 from dakera_server.engine.core import Engine
-from dakera_server.engine.ops.metrics import BOUNDS_MS, Histogram
+from dakera_server.engine.ops.stats import BOUNDS_MS, Histogram
 
 __all__ = ["CONTENT_TYPE", "EngineCollector", "registry_for", "routes"]
 

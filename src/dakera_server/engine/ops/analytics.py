@@ -18,7 +18,8 @@ from dakera_server.engine.memory.engine import MemoryEngine
 from dakera_server.engine.memory.sessions import SessionEngine
 from dakera_server.engine.ops.history import MetricsHistory, parse_period
 from dakera_server.engine.ops.inventory import Inventory
-from dakera_server.engine.ops.metrics import MetricsState, Stats
+from dakera_server.engine.ops.metrics import MetricsState
+from dakera_server.engine.ops.stats import Stats
 from dakera_server.errors import InvalidInput
 from dakera_server.storage.base import Store
 
