@@ -11,8 +11,8 @@ small write goes into a pure-Python BM25 overlay (0.03 ms) and into a queue; a t
 commits the queue to tantivy in one batch a moment later, then drops those documents from the
 overlay. The committed searcher and the overlay are swapped together under one lock, so a search
 never sees a document twice or not at all. Overlay documents are scored with tantivy's formula
-(K1=1.2, B=0.75, its one-byte length quantisation) over the statistics of the whole current
-collection, i.e. the score tantivy gives the document once committed (exactly, until deletes
+(``bm25.py``: the same 32-bit steps) over the statistics of the whole current collection,
+i.e. the score tantivy gives the document once committed (bit for bit, until deletes
 leave dead documents in tantivy's own statistics). Deletes and replacements hide the old
 version at once: every tantivy document carries a per-version ``key`` and hits whose key is no
 longer live are skipped. Big batches (a start-up rebuild) bypass the overlay and commit
@@ -25,19 +25,16 @@ object, so the query parser is never used and no user text can make a search rai
 
 from __future__ import annotations
 
-import bisect
-import ctypes
-import ctypes.util
 import logging
-import math
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import numpy as np
 import tantivy
+
+from dakera_server.engine.text.bm25 import score_postings
 
 __all__ = ["ENGLISH_STOP_WORDS", "FullTextIndex", "FullTextStats", "analyze"]
 
@@ -67,16 +64,6 @@ MAX_TOKEN_CHARS = 40
 MAX_QUERY_TERMS = 256  # distinct terms kept from a query: bounds the cost of pasted essays
 MAX_TIED_EXTRA = 1_000  # hits tied with the k-th read past it, so ties rank by id
 
-# Tantivy scores in 32-bit floats; the overlay does every step in them too, in tantivy's order
-# (query/bm25.rs), so a document scores the same bits before and after its commit. In 64-bit
-# floats the two differed in the seventh digit, enough to swap near-tied recall results
-# depending on whether a search came before or after a commit (a restored server's first
-# queries, with all its documents still in the overlay).
-_F32 = np.float32
-_K1 = _F32(1.2)
-_B = _F32(0.75)
-_ONE = _F32(1.0)
-_HALF = _F32(0.5)
 _ANALYZER_NAME = "dakera_en"
 
 
@@ -98,51 +85,6 @@ _ANALYZER = _build_analyzer()
 def analyze(text: str) -> list[str]:
     """The indexed terms of ``text``, in order, exactly as the index sees them."""
     return list(_ANALYZER.analyze(text))
-
-
-def _fieldnorm_table() -> list[int]:
-    # tantivy stores a field's length in one byte, like Lucene: lengths below 24 are exact,
-    # above that a 3-bit mantissa with an exponent. BM25 sees the decoded (rounded-down) length.
-    table = []
-    for code in range(256):
-        if code < 24:
-            table.append(code)
-            continue
-        b = code - 24
-        bits, shift = b & 0b111, b >> 3
-        table.append(24 + (bits if shift == 0 else (bits | 8) << (shift - 1)))
-    return table
-
-
-_FIELDNORMS = _fieldnorm_table()
-
-
-def _quantised_length(length: int) -> int:
-    return _FIELDNORMS[bisect.bisect_right(_FIELDNORMS, length) - 1]
-
-
-def _load_logf() -> Callable[[float], float]:
-    """The C library's ``logf``: the function tantivy's ``f32::ln`` calls (it links the
-    system libm). glibc's ``logf`` is not correctly rounded: the 64-bit log cut to 32 bits
-    differed from it by one unit in the last place for 10 of the first 50 idf values, which
-    reordered tied documents before and after a commit."""
-    name = ctypes.util.find_library("m")
-    try:
-        logf = ctypes.CDLL(name).logf if name else None
-    except OSError:
-        logf = None
-    if logf is None:  # no C libm (not a Linux/glibc host): the nearest thing
-        return math.log
-    logf.restype, logf.argtypes = ctypes.c_float, [ctypes.c_float]
-    return logf
-
-
-_LOGF = _load_logf()
-
-
-def _idf(doc_freq: int, doc_count: int) -> np.float32:
-    x = (_F32(doc_count - doc_freq) + _HALF) / (_F32(doc_freq) + _HALF)
-    return _F32(_LOGF(float(_ONE + x)))
 
 
 @dataclass(frozen=True)
@@ -402,19 +344,9 @@ class FullTextIndex:
         total_terms: int,
         allow: Callable[[str], bool] | None,
     ) -> list[tuple[str, float]]:
-        if not overlay or doc_count == 0 or total_terms == 0:
-            return []
-        average = _F32(total_terms) / _F32(doc_count)
-        scores: dict[int, np.float32] = {}
-        for term, postings in overlay.items():  # query-term order: tantivy's sum order
-            doc_freq = min(doc_count, searcher.doc_freq("body", term) + len(postings))
-            weight = _idf(doc_freq, doc_count) * (_ONE + _K1)
-            for key, freq in postings:
-                fieldnorm = _F32(_quantised_length(lengths[key]))
-                norm = _K1 * (_ONE - _B + _B * fieldnorm / average)
-                tf = _F32(freq)
-                score = weight * (tf / (tf + norm))
-                scores[key] = scores[key] + score if key in scores else score
+        scores = score_postings(
+            overlay, lengths, doc_count, total_terms, lambda term: searcher.doc_freq("body", term)
+        )
         out = []
         for key, score in scores.items():
             id_ = self._id_of.get(key)
