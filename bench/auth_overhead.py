@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,8 +29,10 @@ from dakera_server.security.auth import AuthenticationMiddleware
 from dakera_server.security.keys import KeyRing
 from dakera_server.storage.sqlite import SqliteStore
 
-ROOT = "bench-root-key-0123456789abcdef0123456789"
-BIN = Path(sys.executable).parent / "dakera-server"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.conftest import ROOT_KEY
+from tests.processes import spawn_server
 
 
 def row(what: str, value: str) -> None:
@@ -56,9 +55,9 @@ def bench_keyring(folder: Path, keys: int) -> None:
     ks = KeyStore(store)
     operator = Caller("bench", "bench", Scope.SUPER_ADMIN)
     secrets = [ks.create(operator, name=f"k{i}", scope="read").secret for i in range(keys)]
-    ring = KeyRing(ks, ROOT)
+    ring = KeyRing(ks, ROOT_KEY)
     print(f"\nKey ring ({keys} stored keys, best of 5)")
-    row("root key", f"{per_call_us(lambda: ring.authenticate(ROOT), 20000):.2f} µs")
+    row("root key", f"{per_call_us(lambda: ring.authenticate(ROOT_KEY), 20000):.2f} µs")
     row("stored key", f"{per_call_us(lambda: ring.authenticate(secrets[-1]), 20000):.2f} µs")
 
     def bad() -> None:
@@ -113,7 +112,7 @@ async def _inner(scope: Any, receive: Any, send: Any) -> None:
 def bench_layer(folder: Path) -> None:
     store = SqliteStore(folder / "layer.db")
     ks = KeyStore(store)
-    ring = KeyRing(ks, ROOT)
+    ring = KeyRing(ks, ROOT_KEY)
     secret = ks.create(Caller("b", "b", Scope.SUPER_ADMIN), name="k", scope="read").secret
     on = AuthenticationMiddleware(
         _inner,
@@ -144,48 +143,18 @@ def bench_layer(folder: Path) -> None:
 
 
 # ------------------------------------------------------------------------------ end to end
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _spawn(data: Path, log: Path, **env: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("DAKERA_", "RATE_"))}
-    environ.update(
-        {
-            "DAKERA_PORT": str(port),
-            "DAKERA_DATA_DIR": str(data),
-            "DAKERA_LOG_LEVEL": "warning",
-            "RATE_LIMIT_RPS": "0",
-            "DAKERA_GRPC_ENABLED": "false",
-            **env,
-        }
-    )
-    with log.open("ab") as handle:
-        process = subprocess.Popen([str(BIN), "serve"], env=environ, stdout=handle, stderr=handle)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise SystemExit(f"server did not start:\n{log.read_text()}")
-
-
 def bench_end_to_end(folder: Path, requests: int) -> None:
-    on_proc, on_url = _spawn(folder / "on", folder / "on.log", DAKERA_ROOT_API_KEY=ROOT)
-    off_proc, off_url = _spawn(folder / "off", folder / "off.log", DAKERA_AUTH_ENABLED="false")
+    quiet = {"DAKERA_LOG_LEVEL": "warning", "RATE_LIMIT_RPS": "0", "DAKERA_GRPC_ENABLED": "false"}
+    servers = [
+        spawn_server(folder / "on", folder / "on.log", **quiet),
+        spawn_server(folder / "off", folder / "off.log", DAKERA_AUTH_ENABLED="false", **quiet),
+    ]
+    on_url, off_url = (server.url for server in servers)
     try:
         made = httpx.post(
             f"{on_url}/admin/keys",
             json={"name": "bench", "scope": "read"},
-            headers={"Authorization": f"Bearer {ROOT}"},
+            headers={"Authorization": f"Bearer {ROOT_KEY}"},
         ).json()
         on = httpx.Client(base_url=on_url, headers={"Authorization": f"Bearer {made['key']}"})
         off = httpx.Client(base_url=off_url)
@@ -209,9 +178,8 @@ def bench_end_to_end(folder: Path, requests: int) -> None:
         on.close()
         off.close()
     finally:
-        for process in (on_proc, off_proc):
-            process.terminate()
-            process.wait(timeout=30)
+        for server in servers:
+            server.stop()
 
 
 def main() -> None:

@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,8 +32,11 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-ROOT = "0123456789abcdef" * 4  # 256 bits, so the server does not warn about it
-BIN = Path(sys.executable).parent / "dakera-server"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.conftest import ROOT_KEY
+from tests.processes import spawn_server
+
 AGENT = "bench-mcp"
 TOPICS = ("coffee", "hiking", "budget", "meeting", "python", "garden", "travel", "music")
 
@@ -57,37 +58,8 @@ def memories(count: int) -> list[dict[str, object]]:
     ]
 
 
-def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAKERA_", "RATE_LIMIT_"))}
-    env.update(
-        {
-            "DAKERA_PORT": str(port),
-            "DAKERA_DATA_DIR": str(data_dir),
-            "DAKERA_ROOT_API_KEY": ROOT,
-            "DAKERA_GRPC_ENABLED": "false",
-            "RATE_LIMIT_RPS": "0",
-            "DAKERA_LOG_LEVEL": "warning",
-        }
-    )
-    process = subprocess.Popen([str(BIN), "serve"], env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise SystemExit("server did not start")
-
-
 async def end_to_end(url: str, requests: int, stored: int) -> tuple[float, float]:
-    headers = {"Authorization": f"Bearer {ROOT}"}
+    headers = {"Authorization": f"Bearer {ROOT_KEY}"}
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as rest:
         answer = await rest.post(
             "/v1/memories/store/batch", json={"agent_id": AGENT, "memories": memories(stored)}
@@ -131,14 +103,14 @@ async def in_process(requests: int, stored: int) -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench-mcp-inproc-"))
     settings = Settings(
         data_dir=folder,
-        root_api_key=ROOT,
+        root_api_key=ROOT_KEY,
         rate_limit_rps=0,
         grpc_enabled=False,
         log_level="warning",
     )
     app = create_app(settings)
     engine = app.state.engine
-    auth = [(b"authorization", f"Bearer {ROOT}".encode()), (b"host", b"localhost")]
+    auth = [(b"authorization", f"Bearer {ROOT_KEY}".encode()), (b"host", b"localhost")]
     dispatcher = AsgiDispatcher(app, auth, caller_scope=Scope.SUPER_ADMIN)
     operator = Caller("root", "root", Scope.SUPER_ADMIN)
     tool = TOOLS_BY_NAME["dakera_recall"]
@@ -190,12 +162,19 @@ def main() -> None:
     parser.add_argument("--memories", type=int, default=200)
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}")
-    process, url = start_server(Path(tempfile.mkdtemp(prefix="bench-mcp-")))
+    folder = Path(tempfile.mkdtemp(prefix="bench-mcp-"))
+    server = spawn_server(
+        folder / "data",
+        folder / "server.log",
+        ready_timeout=180,
+        DAKERA_GRPC_ENABLED="false",
+        RATE_LIMIT_RPS="0",
+        DAKERA_LOG_LEVEL="warning",
+    )
     try:
-        rest_p50, mcp_p50 = asyncio.run(end_to_end(url, args.requests, args.memories))
+        rest_p50, mcp_p50 = asyncio.run(end_to_end(server.url, args.requests, args.memories))
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        server.stop()
     ratio = mcp_p50 / rest_p50
     row("MCP / REST (p50)", f"{ratio:.2f}x   target <= 1.5x: {'met' if ratio <= 1.5 else 'MISSED'}")
     asyncio.run(in_process(args.requests, args.memories))
