@@ -16,7 +16,7 @@ from dakera import DakeraClient
 
 from dakera_server.engine.attachments.service import SYSTEM_READER
 from dakera_server.engine.text.embedding import EmbeddingProvider
-from tests.api.test_backups import QUERIES, TOPICS, recall_ids, restore
+from tests.api.test_backups import TOPICS, recall_ids, restore
 from tests.conftest import ROOT_KEY, start_server
 from tests.pgcluster import PostgresCluster
 
@@ -44,9 +44,10 @@ def test_backup_of_postgres_restores_into_postgres_and_sqlite(
             created = http.post("/v1/admin/backups", json={"name": "pg"}).json()
             assert created["status"] == "completed", created
             data = http.get(f"/v1/admin/backups/{created['backup_id']}/download").content
-        # The memories as stored (contents, importance, tags, ids). Recall order is not
-        # compared here: on PostgreSQL it failed to match about one run in four (access
-        # statistics around the backup instant; an open gap of issue 14, see the note).
+        # Recall at backup time: the backup commits pending full-text writes first, so these
+        # score on the statistics a restored server has (before that, a recall within a
+        # quarter second of the last store ranked near-ties differently about one run in six).
+        at_backup = recall_ids(client, "pg-agent")
         before = sorted(
             (m["id"], m["content"], m["importance"])
             for m in client.export_memories(format="jsonl", agent_id="pg-agent").data
@@ -59,7 +60,7 @@ def test_backup_of_postgres_restores_into_postgres_and_sqlite(
                 for m in restored.export_memories(format="jsonl", agent_id="pg-agent").data
             )
             assert after == before
-            assert len(recall_ids(restored, "pg-agent")) == len(QUERIES)
+            assert recall_ids(restored, "pg-agent") == at_backup
             assert restored.query("pg-ns", [1.0, 0.0, 0.0], top_k=1).results[0].id == "v1"
         assert len(before) == 40
     finally:

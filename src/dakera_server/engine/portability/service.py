@@ -34,6 +34,7 @@ class Portability:
         blobs: BlobStore,
         quiesce: Callable[[], object],
         reload: Callable[[], object],
+        settle: Callable[[], object],
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.gate = MaintenanceGate()
@@ -44,7 +45,7 @@ class Portability:
             server_version=server_version,
             codec=codec,
             blobs=blobs,
-            before_snapshot=memories.counters.flush,
+            before_snapshot=settle,
             clock=clock,
         )
         self.schedule = BackupScheduler(self.backups)

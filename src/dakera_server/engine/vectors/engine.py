@@ -95,7 +95,7 @@ class NamespaceEngine:
         self.exact_threshold = exact_threshold
         self.clock = clock
         self.snapshots = SnapshotStore(Path(data_dir) / "snapshots", CurrentCodec(store))
-        self.snapshotter = NamespaceSnapshotter(self.snapshots, self._held_all, snapshot_interval)
+        self.snapshotter = NamespaceSnapshotter(self.snapshots, self.held_all, snapshot_interval)
         self._namespaces: dict[str, VectorNamespace] = {}
         self._lock = threading.Lock()  # guards the dict
         self._create_lock = threading.RLock()  # one namespace creation at a time
@@ -204,7 +204,8 @@ class NamespaceEngine:
             held = self._namespaces.get(name)
         return held.lock if held is not None else self._create_lock
 
-    def _held_all(self) -> list[VectorNamespace]:
+    def held_all(self) -> list[VectorNamespace]:
+        """Every namespace this node holds (no visibility check, no catch-up)."""
         with self._lock:
             return list(self._namespaces.values())
 
